@@ -1,0 +1,263 @@
+"""The canonical on-disk form of a WTAL data set, read by every stage.
+
+Researchers arrive with several layouts (W-TALC/CO2-Net ``.npy`` annotations, UM's
+``gt.json``, per-video feature files).  The converter in :mod:`.ingest` turns each of
+them, once, into this one form, so no later stage has to know where the data came from
+and no later stage ever unpickles anything.
+
+A canonical data set is a folder holding three files::
+
+    ground_truth.json     ActivityNet-style ground truth, all times in seconds
+    features.npy          float32 (N_snippets_total, D): every video's snippets, packed
+    features_index.json   where each video's rows are in features.npy
+
+``ground_truth.json``::
+
+    {
+      "schema_version": 1,
+      "dataset": "thumos14",            # registry name; synthetic sets have their own
+      "synthetic": false,               # true for generated data, never for a real set
+      "classes": ["BaseballPitch", ...],
+      "snippet_seconds": 0.64,          # seconds covered by one feature row (16 / 25)
+      "frames_per_snippet": 16, "feature_fps": 25.0,
+      "source": "free text: where it was converted from",
+      "database": {
+        "<video_id>": {
+          "subset": "train" | "test",   # role in the protocol (THUMOS14's validation
+          "original_subset": "validation",  # split is the training set)
+          "duration": 123.4,            # seconds
+          "fps": 30.0,                  # original video fps, or null when unknown
+          "labels": ["CliffDiving"],    # video-level labels (weak supervision)
+          "annotations": [{"label": "CliffDiving", "segment": [12.3, 15.0]}]
+        }
+      },
+      "ambiguous": {"<video_id>": [[start, end], ...]}   # seconds; may be empty
+    }
+
+The ``database`` part is the official ActivityNet ground-truth format, so the file can
+be handed to :mod:`evaluation` directly.
+
+``features_index.json``::
+
+    {"schema_version": 1, "feature_dim": 2048,
+     "modalities": {"rgb": [0, 1024], "flow": [1024, 2048]},
+     "videos": {"<video_id>": [offset, num_snippets]}}
+
+Packing all snippets in one array lets the trainer memory-map the set and move it to a
+GPU in one copy; the index recovers each video's (T, D) array as a view.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+GROUND_TRUTH_FILE = "ground_truth.json"
+FEATURES_FILE = "features.npy"
+FEATURES_INDEX_FILE = "features_index.json"
+SUBSETS = ("train", "test")
+
+
+class DatasetError(ValueError):
+    """Bad input data; the message names the file and, where relevant, the video."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` so that ``path`` is either absent, old, or complete: never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=False).encode("utf-8"))
+
+
+def validate_ground_truth(gt: Mapping[str, Any], source: str = GROUND_TRUTH_FILE) -> None:
+    """Check a canonical ground truth; raise :class:`DatasetError` naming file and video."""
+    for key in ("schema_version", "dataset", "classes", "snippet_seconds", "database"):
+        if key not in gt:
+            raise DatasetError(f"{source}: missing top-level key '{key}'")
+    if gt["schema_version"] != SCHEMA_VERSION:
+        raise DatasetError(f"{source}: schema_version {gt['schema_version']} != {SCHEMA_VERSION}")
+    classes = set(gt["classes"])
+    if len(classes) != len(gt["classes"]):
+        raise DatasetError(f"{source}: duplicate class names in 'classes'")
+    if not (isinstance(gt["snippet_seconds"], (int, float)) and gt["snippet_seconds"] > 0):
+        raise DatasetError(f"{source}: snippet_seconds must be a positive number")
+    for video_id, entry in gt["database"].items():
+        where = f"{source}: video '{video_id}'"
+        if entry.get("subset") not in SUBSETS:
+            raise DatasetError(f"{where}: subset {entry.get('subset')!r} is not one of {SUBSETS}")
+        duration = entry.get("duration")
+        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+            raise DatasetError(f"{where}: duration {duration!r} must be a positive number of seconds")
+        for label in entry.get("labels", []):
+            if label not in classes:
+                raise DatasetError(f"{where}: label {label!r} is not in the class list")
+        for ann in entry.get("annotations", []):
+            if ann.get("label") not in classes:
+                raise DatasetError(f"{where}: annotation label {ann.get('label')!r} is not in the class list")
+            start, end = ann["segment"]
+            if not (math.isfinite(start) and math.isfinite(end) and end >= start):
+                raise DatasetError(f"{where}: bad segment {ann['segment']!r}")
+
+
+def write_ground_truth(directory: str | os.PathLike, gt: Mapping[str, Any]) -> Path:
+    path = Path(directory) / GROUND_TRUTH_FILE
+    validate_ground_truth(gt, str(path))
+    atomic_write_json(path, gt)
+    return path
+
+
+def load_ground_truth(path: str | os.PathLike) -> dict[str, Any]:
+    """Load ``ground_truth.json`` (a file, or the canonical folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / GROUND_TRUTH_FILE
+    if not path.exists():
+        raise DatasetError(f"{path}: ground truth file not found")
+    try:
+        gt = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+    validate_ground_truth(gt, str(path))
+    return gt
+
+
+def videos_in_subset(gt: Mapping[str, Any], subset: str) -> list[str]:
+    """Video ids of one subset, sorted, so every stage iterates in the same order."""
+    return sorted(v for v, e in gt["database"].items() if e["subset"] == subset)
+
+
+def validate_features(video_id: str, array: np.ndarray, feature_dim: int | None, source: str) -> np.ndarray:
+    """Return ``array`` as float32 (T, D) or raise naming the video and the file."""
+    array = np.asarray(array)
+    where = f"{source}: video '{video_id}'"
+    if array.ndim != 2:
+        raise DatasetError(f"{where}: features must be 2-D (snippets, dims), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise DatasetError(f"{where}: has zero snippets")
+    if feature_dim is not None and array.shape[1] != feature_dim:
+        raise DatasetError(f"{where}: feature dimension {array.shape[1]} != expected {feature_dim}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise DatasetError(f"{where}: features have non-numeric dtype {array.dtype}")
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).any(axis=1).sum())
+        raise DatasetError(f"{where}: {bad} snippet(s) contain NaN or inf")
+    return array
+
+
+def write_features(
+    directory: str | os.PathLike,
+    features: Mapping[str, np.ndarray],
+    modalities: Mapping[str, tuple[int, int]] | None = None,
+    source: str = "features",
+) -> Path:
+    """Pack per-video (T, D) arrays into ``features.npy`` + ``features_index.json``.
+
+    Written through temporary files and renamed, the index last, so a crash never leaves
+    an index that points into a truncated array.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    video_ids = sorted(features)
+    if not video_ids:
+        raise DatasetError(f"{source}: no videos to write")
+    feature_dim = None
+    index: dict[str, list[int]] = {}
+    offset = 0
+    for vid in video_ids:
+        arr = validate_features(vid, features[vid], feature_dim, source)
+        feature_dim = arr.shape[1]
+        index[vid] = [offset, int(arr.shape[0])]
+        offset += arr.shape[0]
+    tmp = directory / f".{FEATURES_FILE}.tmp"
+    packed = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(offset, feature_dim))
+    for vid in video_ids:
+        start, length = index[vid]
+        packed[start : start + length] = features[vid]
+    packed.flush()
+    del packed
+    os.replace(tmp, directory / FEATURES_FILE)
+    if modalities is None and feature_dim == 2048:
+        modalities = {"rgb": (0, 1024), "flow": (1024, 2048)}
+    atomic_write_json(
+        directory / FEATURES_INDEX_FILE,
+        {
+            "schema_version": SCHEMA_VERSION,
+            "feature_dim": int(feature_dim),
+            "modalities": {k: list(v) for k, v in (modalities or {}).items()},
+            "videos": index,
+        },
+    )
+    return directory / FEATURES_FILE
+
+
+@dataclass
+class FeatureStore:
+    """Read side of the packed features: ``store[video_id]`` is a (T, D) float32 view."""
+
+    packed: np.ndarray
+    index: dict[str, tuple[int, int]]
+    feature_dim: int
+    modalities: dict[str, tuple[int, int]]
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike, mmap: bool = True) -> "FeatureStore":
+        directory = Path(directory)
+        index_path = directory / FEATURES_INDEX_FILE
+        array_path = directory / FEATURES_FILE
+        for path in (index_path, array_path):
+            if not path.exists():
+                raise DatasetError(f"{path}: not found (run the ingest or synth command first)")
+        meta = json.loads(index_path.read_text())
+        packed = np.load(array_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        if packed.ndim != 2 or packed.shape[1] != meta["feature_dim"]:
+            raise DatasetError(f"{array_path}: shape {packed.shape} disagrees with {index_path}")
+        index = {v: (int(o), int(n)) for v, (o, n) in meta["videos"].items()}
+        end = max(o + n for o, n in index.values())
+        if end > packed.shape[0]:
+            raise DatasetError(f"{array_path}: has {packed.shape[0]} rows, index needs {end}")
+        return cls(packed, index, int(meta["feature_dim"]), {k: tuple(v) for k, v in meta["modalities"].items()})
+
+    def __getitem__(self, video_id: str) -> np.ndarray:
+        if video_id not in self.index:
+            raise DatasetError(f"features: video '{video_id}' has no features")
+        offset, length = self.index[video_id]
+        return self.packed[offset : offset + length]
+
+    def __contains__(self, video_id: str) -> bool:
+        return video_id in self.index
+
+    @property
+    def videos(self) -> list[str]:
+        return sorted(self.index)
+
+
+def check_consistency(gt: Mapping[str, Any], store: FeatureStore, source: str) -> None:
+    """Every ground-truth video must have features, and no feature may lack a video."""
+    missing = sorted(set(gt["database"]) - set(store.index))
+    if missing:
+        raise DatasetError(f"{source}: {len(missing)} video(s) have no features, e.g. '{missing[0]}'")
+    extra = sorted(set(store.index) - set(gt["database"]))
+    if extra:
+        raise DatasetError(f"{source}: features for unknown video(s), e.g. '{extra[0]}'")

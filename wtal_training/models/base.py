@@ -1,0 +1,95 @@
+"""The contract between the training engine, base WTAL methods and plug-in modules.
+
+A *base method* (CO2-Net, DELU, ...) maps a batch of snippet features to per-snippet
+embeddings, a class activation sequence over C+1 classes (the last is background) and
+a foreground attention, and knows its own loss.  The engine never looks inside it.
+
+The MLLM4WTAL branches (KSM, CSR, DPID, localization head) are *plug-ins*: they read a
+:class:`BaseOutput` (embeddings and attention) and add losses; the engine composes them
+through a :class:`TrainingObjective`, which owns the optimizers, so a method with
+alternating phases and separate optimizers (the paper's eqs. 19-20) fits the same loop
+as a plain base method.
+
+Shapes: B videos, T snippets, D feature dims (2048 = RGB 1024 + flow 1024), C classes.
+``mask`` is (B, T) bool, True on real snippets (videos shorter than T are padded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Batch:
+    """One training batch, already on the training device."""
+
+    features: torch.Tensor  # (B, T, D) float32
+    mask: torch.Tensor  # (B, T) bool, True on real snippets
+    labels: torch.Tensor  # (B, C) float multi-hot video-level labels
+    video_ids: list[str]
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. text-prior token ids
+
+
+@dataclass
+class BaseOutput:
+    embeddings: torch.Tensor  # (B, T, E) fused snippet embeddings (E = 2048 for CO2/DELU)
+    cas: torch.Tensor  # (B, T, C+1) class activation logits; last column = background
+    attention: torch.Tensor  # (B, T) foreground attention in [0, 1]
+    modality_attention: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. rgb/flow (B, T)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class BaseMethod(nn.Module):
+    """A registered base WTAL method. Subclasses set ``name`` and implement both methods."""
+
+    name: str = "base"
+
+    def __init__(self, feature_dim: int, num_classes: int, **hyperparameters: Any) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.num_classes = num_classes
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> BaseOutput:  # pragma: no cover
+        raise NotImplementedError
+
+    def loss(self, output: BaseOutput, batch: Batch, iteration: int) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
+        """Total loss and a dict of named scalar parts for logging."""
+        raise NotImplementedError
+
+
+BASE_METHODS: dict[str, Callable[..., BaseMethod]] = {}
+
+
+def register_base_method(name: str) -> Callable[[type[BaseMethod]], type[BaseMethod]]:
+    """Class decorator: make a base method constructible by name from config."""
+
+    def decorator(cls: type[BaseMethod]) -> type[BaseMethod]:
+        if name in BASE_METHODS:
+            raise ValueError(f"base method '{name}' registered twice")
+        cls.name = name
+        BASE_METHODS[name] = cls
+        return cls
+
+    return decorator
+
+
+class TrainingObjective(Protocol):
+    """What the engine trains: owns the modules and their optimizers.
+
+    ``step`` runs one training iteration (forward, backward, optimizer steps; any
+    number of phases) and returns scalar logs.  ``inference_model`` is the only module
+    run at test time: for MLLM4WTAL it is the base method plus the localization head,
+    never the text branches.
+    """
+
+    def modules(self) -> dict[str, nn.Module]: ...
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def step(self, batch: Batch, iteration: int) -> dict[str, float]: ...
+
+    def inference_model(self) -> nn.Module: ...
