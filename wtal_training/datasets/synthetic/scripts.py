@@ -1,0 +1,266 @@
+"""What each synthetic video shows: class scripts, per-video timelines, ``scripts.json``.
+
+A class is a *script*: its phases (sub-actions) in temporal order, each named by a
+word, plus context words (class-correlated background such as the pool before a dive).
+Given a real ground truth (THUMOS14's videos, durations and segments), every video is
+laid out on a frame timeline at the feature frame rate (25 fps):
+
+* generic background shots (``background_words``: crowd, replay, walk, ...);
+* class context just before / after each ground-truth instance (not the action);
+* inside each ground-truth segment, the class's phases, with Dirichlet-jittered
+  durations (a non-key phase may be absent: a camera cut).
+
+Later layers overwrite earlier ones, so the ground truth stays exactly the real one.
+The timeline, run-length encoded, is stored in ``scripts.json``; the feature generator,
+the renderer and the describer all read it, so text, video and features tell one story.
+
+``scripts.json`` schema::
+
+    {
+      "schema_version": 1, "dataset": "thumos14-synth", "synthetic": true, "seed": 0,
+      "word_vectors": "glove-6b-50d",
+      "describer": {"omit_prob": 0.1, "wrong_prob": 0.05, "key_phases": 2, "context_prob": 0.7},
+      "background_words": ["crowd", ...],
+      "classes": {"<Class>": {"phases": [{"word": "run", "weight": 1.5, "key": false,
+                                           "shared_with": ["HighJump", ...]}, ...],
+                               "context": ["track", "field"]}},
+      "videos": {"<video_id>": {
+          "subset": "train", "duration": 170.2, "num_snippets": 266, "labels": ["HighJump"],
+          "instances": [{"label": "HighJump", "segment": [12.3, 15.0], "amplitude": 1.1,
+                         "phases": ["run", "arch"]}],          # phases present, in order
+          "events": [{"start": 0.0, "end": 4.12, "kind": "background" | "context" | "phase",
+                      "label": null | "<Class>", "word": "crowd", "instance": -1 | i}]
+      }}
+    }
+
+Event times are seconds on the 25 fps frame grid; events tile [0, num_snippets * 0.64).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import yaml
+
+from ..canonical import DatasetError
+
+SCRIPTS_FILE = "scripts.json"
+KINDS = ("background", "context", "phase")
+
+
+class SynthConfigError(DatasetError):
+    """The generator's config file is malformed; the message names the file and field."""
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read ``config/synthetic.yaml`` and check the fields the generator needs."""
+    path = Path(path)
+    if not path.exists():
+        raise SynthConfigError(f"{path}: synthetic config not found")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SynthConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise SynthConfigError(f"{path}: expected a mapping at top level")
+    for key in ("seed", "snippet", "features", "structure", "demo", "describer", "classes", "background_words"):
+        if key not in cfg:
+            raise SynthConfigError(f"{path}: missing field '{key}'")
+    for name, script in cfg["classes"].items():
+        phases = script.get("phases") if isinstance(script, dict) else None
+        if not phases:
+            raise SynthConfigError(f"{path}: classes.{name}: needs a non-empty 'phases' list")
+        for i, phase in enumerate(phases):
+            if "word" not in phase or not (isinstance(phase.get("weight"), (int, float)) and phase["weight"] > 0):
+                raise SynthConfigError(f"{path}: classes.{name}.phases[{i}]: needs 'word' and a positive 'weight'")
+        if sum(bool(p.get("key")) for p in phases) < 1:
+            raise SynthConfigError(f"{path}: classes.{name}: at least one phase must be 'key: true'")
+        if not script.get("context"):
+            raise SynthConfigError(f"{path}: classes.{name}: needs a non-empty 'context' list")
+    cfg["_path"] = str(path)
+    return cfg
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 64-bit seed from strings/ints, identical across runs and machines (unlike hash())."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def rng_for(seed: int, *parts: Any) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, stable_seed(*parts)]))
+
+
+def num_snippets(duration: float, feature_fps: float, frames_per_snippet: int) -> int:
+    """Feature rows of a video: ceil(duration * fps / frames_per_snippet) (I3D convention)."""
+    return max(1, math.ceil(duration * feature_fps / frames_per_snippet - 1e-9))
+
+
+def class_scripts(cfg: Mapping[str, Any], classes: list[str]) -> dict[str, Any]:
+    """The ``classes`` part of scripts.json, with each phase's sharing classes listed."""
+    missing = [c for c in classes if c not in cfg["classes"]]
+    if missing:
+        raise SynthConfigError(f"{cfg.get('_path', 'config')}: no script for class(es) {missing} of the structure")
+    users: dict[str, list[str]] = {}
+    for name in classes:
+        for phase in cfg["classes"][name]["phases"]:
+            users.setdefault(phase["word"], []).append(name)
+    out = {}
+    for name in classes:
+        script = cfg["classes"][name]
+        out[name] = {
+            "phases": [
+                {
+                    "word": p["word"],
+                    "weight": float(p["weight"]),
+                    "key": bool(p.get("key", False)),
+                    "shared_with": [c for c in users[p["word"]] if c != name],
+                }
+                for p in script["phases"]
+            ],
+            "context": list(script["context"]),
+        }
+    return out
+
+
+@dataclass
+class StateTable:
+    """Every distinct (kind, label, word) a frame can show; the feature model has one mean per state."""
+
+    states: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.index = {s: i for i, s in enumerate(self.states)}
+
+    @classmethod
+    def build(cls, scripts: Mapping[str, Any], background_words: list[str]) -> "StateTable":
+        states: list[tuple[str, str | None, str]] = [("background", None, w) for w in background_words]
+        for name, script in scripts.items():
+            states += [("context", name, w) for w in script["context"]]
+            states += [("phase", name, p["word"]) for p in script["phases"]]
+        return cls(states)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+@dataclass
+class Timeline:
+    """One video at frame resolution: state index and amplitude per 25 fps frame."""
+
+    state: np.ndarray  # int32 (F,)
+    amplitude: np.ndarray  # float32 (F,)
+    instance: np.ndarray  # int32 (F,), -1 outside phases
+
+
+def _paint(timeline: Timeline, start: float, end: float, fps: float, state: int, amp: float, inst: int) -> None:
+    total = timeline.state.shape[0]
+    a = min(total, max(0, int(round(start * fps))))
+    b = min(total, max(a, int(round(end * fps))))
+    timeline.state[a:b] = state
+    timeline.amplitude[a:b] = amp
+    timeline.instance[a:b] = inst
+
+
+def build_video(
+    video_id: str,
+    entry: Mapping[str, Any],
+    scripts: Mapping[str, Any],
+    table: StateTable,
+    cfg: Mapping[str, Any],
+    seed: int,
+) -> tuple[dict[str, Any], Timeline]:
+    """Lay out one video's script on the frame grid; return its scripts.json entry and timeline."""
+    snip = cfg["snippet"]
+    fps, fps_snip = float(snip["feature_fps"]), int(snip["frames_per_snippet"])
+    structure, amp_sigma = cfg["structure"], float(cfg["features"]["instance_amplitude_sigma"])
+    duration = float(entry["duration"])
+    T = num_snippets(duration, fps, fps_snip)
+    frames = T * fps_snip
+    rng = rng_for(seed, "script", video_id)
+    tl = Timeline(np.zeros(frames, np.int32), np.ones(frames, np.float32), np.full(frames, -1, np.int32))
+    end_all = frames / fps
+
+    # 1. generic background shots
+    bg_words = cfg["background_words"]
+    t = 0.0
+    shot = structure["background_shot"]
+    while t < end_all:
+        length = rng.uniform(shot["min"], shot["max"])
+        word = bg_words[rng.integers(len(bg_words))]
+        _paint(tl, t, t + length, fps, table.index[("background", None, word)], 1.0, -1)
+        t += length
+
+    annotations = sorted(entry.get("annotations", []), key=lambda a: (float(a["segment"][0]), float(a["segment"][1])))
+    # 2. class context around every instance (painted before any phase: never hides an action)
+    for ann in annotations:
+        label, (s, e) = ann["label"], (float(ann["segment"][0]), float(ann["segment"][1]))
+        context = scripts[label]["context"]
+        for side in ("context_before", "context_after"):
+            spec = structure[side]
+            if rng.random() >= spec["prob"]:
+                continue
+            length = rng.uniform(spec["min"], spec["max"])
+            word = context[rng.integers(len(context))]
+            amp = float(np.exp(amp_sigma * rng.standard_normal()))
+            lo, hi = (s - length, s) if side == "context_before" else (e, e + length)
+            _paint(tl, lo, hi, fps, table.index[("context", label, word)], amp, -1)
+
+    # 3. phases inside every ground-truth segment
+    instances = []
+    conc = float(structure["phase_duration_concentration"])
+    for i, ann in enumerate(annotations):
+        label, (s, e) = ann["label"], (float(ann["segment"][0]), float(ann["segment"][1]))
+        phases = [p for p in scripts[label]["phases"] if p["key"] or rng.random() >= structure["skip_phase_prob"]]
+        weights = np.array([p["weight"] for p in phases], np.float64)
+        shares = rng.dirichlet(conc * weights / weights.sum() * len(weights))
+        amp = float(np.exp(amp_sigma * rng.standard_normal()))
+        bounds = s + (e - s) * np.concatenate([[0.0], np.cumsum(shares)])
+        for p, a, b in zip(phases, bounds[:-1], bounds[1:]):
+            _paint(tl, a, b, fps, table.index[("phase", label, p["word"])], amp, i)
+        instances.append(
+            {"label": label, "segment": [s, e], "amplitude": round(amp, 4), "phases": [p["word"] for p in phases]}
+        )
+
+    record = {
+        "subset": entry["subset"],
+        "duration": duration,
+        "num_snippets": T,
+        "labels": sorted(set(entry.get("labels", [])) | {a["label"] for a in annotations}),
+        "instances": instances,
+        "events": _events(tl, table, fps),
+    }
+    return record, tl
+
+
+def _events(tl: Timeline, table: StateTable, fps: float) -> list[dict[str, Any]]:
+    """Run-length encode the timeline (state and instance) into events in seconds."""
+    key = tl.state.astype(np.int64) * 100_003 + tl.instance
+    change = np.flatnonzero(np.diff(key)) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [key.shape[0]]])
+    events = []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        kind, label, word = table.states[int(tl.state[a])]
+        events.append(
+            {"start": round(a / fps, 4), "end": round(b / fps, 4), "kind": kind, "label": label,
+             "word": word, "instance": int(tl.instance[a])}
+        )
+    return events
+
+
+def event_at(events: list[Mapping[str, Any]], t: float) -> Mapping[str, Any]:
+    """The event showing at time ``t`` (seconds); the last one past the end."""
+    lo, hi = 0, len(events) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if events[mid]["end"] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return events[lo]
