@@ -1,0 +1,150 @@
+"""``python -m prior_generation``: generate descriptions, merge shards, build a tiny test model.
+
+Thin wrappers over :func:`~prior_generation.generate.run_generate`,
+:func:`~prior_generation.merge.merge_shards` and
+:func:`~prior_generation.tiny_model.build_tiny_model`.  Exit codes: 0 success, 1 some
+rows failed (summary printed and logged), 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .prompts import DEFAULT_TEMPLATES
+
+log = logging.getLogger("prior_generation")
+
+
+def setup_logging(log_file: str | Path | None) -> None:
+    """Log to stderr (warnings) and, in full, to ``log_file``."""
+    root = logging.getLogger("prior_generation")
+    root.setLevel(logging.INFO)
+    root.handlers.clear()
+    root.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.ERROR)
+    console.setFormatter(fmt)
+    root.addHandler(console)
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m prior_generation", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="describe every training video with an MLLM (or template/synthetic)")
+    g.add_argument("--ground-truth", required=True, type=Path, help="canonical ground_truth.json (or its folder)")
+    g.add_argument("--videos", type=Path, help="folder of {video_id}.mp4 (required by hf/vllm)")
+    g.add_argument("--backend", default="hf", choices=["hf", "template", "synthetic", "vllm"])
+    g.add_argument("--model", help="hub id or local folder (hf, vllm)")
+    g.add_argument("--revision", help="hub revision of --model")
+    g.add_argument("--scripts", type=Path, help="canonical/scripts.json (synthetic backend)")
+    g.add_argument("--num-frames", type=int, default=16, help="frames shown per video (default 16)")
+    g.add_argument("--target-fps", type=float, help="sample at this rate instead of uniformly (capped at --num-frames)")
+    g.add_argument("--batch-size", type=int, default=8, help="requests per generate call (default 8)")
+    g.add_argument("--max-new-tokens-key", type=int, default=64)
+    g.add_argument("--max-new-tokens-complete", type=int, default=256)
+    g.add_argument("--prompt-key", default=DEFAULT_TEMPLATES["key"], help="template with {cls}; default: the paper's")
+    g.add_argument("--prompt-complete", default=DEFAULT_TEMPLATES["complete"], help="template with {cls}")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--shard", default="0/1", help="i/n: process videos i, i+n, ... of the sorted training set")
+    g.add_argument("--mllm-name", help="short name of the MLLM, stored in the file metadata")
+    g.add_argument("--output", required=True, type=Path, help="shard Parquet file to write")
+    g.add_argument("--work-dir", type=Path, help="folder of part files for resuming (default OUTPUT.parts)")
+    g.add_argument("--log", type=Path, help="log file (default OUTPUT.log)")
+    g.add_argument("--fail-fast", action="store_true", help="stop at the first failed row")
+    g.add_argument("--device", help="hf: cpu, cuda or auto (default: cuda when available)")
+    g.add_argument("--dtype", help="hf: torch dtype name (default bfloat16 on GPU, float32 on CPU)")
+    g.add_argument("--prefetch", type=int, default=4, help="videos decoded ahead in the background (default 4)")
+
+    m = sub.add_parser("merge", help="combine shard files into one, checked complete against the ground truth")
+    m.add_argument("--ground-truth", required=True, type=Path)
+    m.add_argument("--shards", required=True, nargs="+", type=Path)
+    m.add_argument("--output", required=True, type=Path)
+    m.add_argument("--allow-errors", action="store_true", help="keep failed rows instead of refusing to merge")
+    m.add_argument("--log", type=Path)
+
+    t = sub.add_parser("build-tiny-model", help="save a tiny random-weight video MLLM (for tests and benchmarks)")
+    t.add_argument("--arch", required=True, choices=["llava_next_video", "qwen2_vl"])
+    t.add_argument("--output", required=True, type=Path)
+    t.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .generate import GenerateConfig, parse_shard, run_generate
+
+    setup_logging(args.log or Path(str(args.output) + ".log"))
+    if args.backend in ("hf", "vllm") and args.videos is None:
+        raise ValueError(f"--videos is required with --backend {args.backend}")
+    config = GenerateConfig(
+        ground_truth=args.ground_truth, videos=args.videos, output=args.output, backend=args.backend,
+        model=args.model, revision=args.revision, scripts=args.scripts, num_frames=args.num_frames,
+        target_fps=args.target_fps, batch_size=args.batch_size, max_new_tokens_key=args.max_new_tokens_key,
+        max_new_tokens_complete=args.max_new_tokens_complete, prompt_key=args.prompt_key,
+        prompt_complete=args.prompt_complete, seed=args.seed, shard=parse_shard(args.shard),
+        mllm_name=args.mllm_name, work_dir=args.work_dir, fail_fast=args.fail_fast, prefetch=args.prefetch,
+        device=args.device, dtype=args.dtype,
+    )
+    summary = run_generate(config)
+    line = (f"{summary.output}: {summary.total} rows for {summary.videos} videos ({summary.reused} reused, "
+            f"{summary.generated} generated, {summary.flagged} flagged, {len(summary.failures)} failed) "
+            f"in {summary.seconds:.1f} s")
+    log.info(line)
+    print(line)
+    if summary.failures:
+        print(f"{len(summary.failures)} failed row(s):", file=sys.stderr)
+        for video_id, cls, kind, error in summary.failures[:50]:
+            print(f"  {video_id} / {cls} / {kind}: {error}", file=sys.stderr)
+        if len(summary.failures) > 50:
+            print(f"  ... and {len(summary.failures) - 50} more (see the log)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from .merge import merge_shards
+
+    setup_logging(args.log)
+    report = merge_shards(args.ground_truth, args.shards, args.output, allow_errors=args.allow_errors)
+    print(f"{report['output']}: {report['rows']} rows ({report['failed']} failed)")
+    return 0
+
+
+def _tiny(args: argparse.Namespace) -> int:
+    from .tiny_model import build_tiny_model
+
+    path = build_tiny_model(args.arch, args.output, seed=args.seed)
+    print(f"{path}: tiny random-weight {args.arch} model")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from wtal_training.datasets.canonical import DatasetError
+
+    from .generate import GenerationFailed
+    from .store import PriorsFileError
+
+    try:
+        return {"generate": _generate, "merge": _merge, "build-tiny-model": _tiny}[args.command](args)
+    except GenerationFailed as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (DatasetError, PriorsFileError, ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

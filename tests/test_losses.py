@@ -1,0 +1,77 @@
+"""CO2-Net / DELU loss terms on inputs small enough to check by hand."""
+
+import math
+
+import torch
+
+from wtal_training import losses
+
+
+def test_suppress_background_interpolates_between_floor_and_cas():
+    cas = torch.tensor([[[1.0, 3.0, -1.0]]])
+    assert torch.allclose(losses.suppress_background(cas, torch.tensor([[1.0]])), cas)
+    assert torch.allclose(losses.suppress_background(cas, torch.tensor([[0.0]])), torch.full_like(cas, -1.0))
+    assert torch.allclose(losses.suppress_background(cas, torch.tensor([[0.5]])), torch.tensor([[[0.0, 1.0, -1.0]]]))
+
+
+def test_topk_mil_loss_matches_hand_computation():
+    # T=4, C=2 (+ background); ratio 2 -> k = 2
+    cas = torch.tensor([[[4.0, 0.0, 0.0], [2.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0]]])
+    labels = torch.tensor([[1.0, 0.0]])
+    video = torch.tensor([3.0, 1.0, 1.0])  # top-2 means per column
+    logp = torch.log_softmax(video, 0)
+    expect_bg = -(logp[0] + logp[2]) / (2 + 1e-4)
+    expect_nobg = -logp[0] / (1 + 1e-4)
+    assert torch.allclose(losses.topk_mil_loss(cas, labels, 2, background=True), expect_bg.reshape(1))
+    assert torch.allclose(losses.topk_mil_loss(cas, labels, 2, background=False), expect_nobg.reshape(1))
+    assert losses.topk_count(320, 7) == 45 and losses.topk_count(3, 7) == 1
+
+
+def test_mutual_norm_and_guide():
+    rgb, flow = torch.ones(2, 5), torch.zeros(2, 5)
+    assert math.isclose(losses.mutual_attention_loss(rgb, flow).item(), 1.0)
+    assert math.isclose(losses.attention_norm_loss(rgb, flow).item(), 0.5)
+    cas = torch.zeros(2, 5, 3)
+    cas[..., -1] = -50.0  # background probability ~0
+    assert losses.attention_guide_loss(cas, rgb).item() < 1e-6
+    assert math.isclose(losses.attention_guide_loss(cas, flow).item(), 1.0, rel_tol=1e-5)
+
+
+def test_co_activity_zero_when_pair_foregrounds_match_and_positive_when_swapped():
+    t, e = 4, 2
+    emb = torch.zeros(2, t, e)
+    emb[:, :2, 0] = 1.0  # foreground snippets: direction x
+    emb[:, 2:, 1] = 1.0  # background snippets: direction y
+    cas = torch.full((2, t, 2), -20.0)
+    cas[:, :2, 0] = 20.0  # class 0 active on the foreground
+    labels = torch.tensor([[1.0], [1.0]])
+    assert losses.co_activity_loss(emb, cas, labels, 1).item() < 1e-6
+    cas_bad = cas.clone()
+    cas_bad[1, :, 0] = cas[1, :, 0].flip(0)  # second video attends its background
+    assert losses.co_activity_loss(emb, cas_bad, labels, 1).item() > 0.4
+    assert losses.co_activity_loss(emb, cas, labels, 0).item() == 0.0
+
+
+def test_evidential_loss_hand_value():
+    # C=2; attention picks snippet 0 (k = T // 2 = 1); logits log(3), 0 -> alpha = 4, 2; S = 6, u = 1/3
+    cas_supp = torch.tensor([[[math.log(3.0), 0.0, 0.0], [-5.0, -5.0, 0.0]]])
+    att = torch.tensor([[0.9, 0.1]])
+    labels = torch.tensor([[1.0, 0.0]])
+    expect = (1 - 2 / 6) * (math.log(6) - math.log(4))
+    assert math.isclose(losses.evidential_loss(cas_supp, att, labels, 2).item(), expect, rel_tol=1e-5)
+
+
+def test_uncertainty_curve_and_guide_any_batch_size():
+    assert torch.allclose(losses.uncertainty_curve(6, 50, 100, 0.7), torch.ones(6))
+    start = losses.uncertainty_curve(4, 0, 100, 0.5)
+    assert start[0] < 1 < start[-1] and torch.allclose(start, start.flip(0).neg() + 2)
+    torch.manual_seed(0)
+    b, t, c = 3, 8, 4  # batch 3: the public code only works for 10
+    cas, att = torch.randn(b, t, c + 1), torch.rand(b, t)
+    supp = losses.suppress_background(cas, att)
+    for order in ("rank", "official"):
+        val = losses.uncertainty_guide_loss(cas, supp, att, att, att, 10, 100, 0.7, order)
+        assert val.ndim == 0 and torch.isfinite(val)
+    # with amplitude 0 the weighting is uniform and equals the plain guide loss
+    plain = losses.guide_map(att, cas).mean()
+    assert torch.allclose(losses.uncertainty_guide_loss(cas, supp, att, att, att, 10, 100, 0.0), plain)

@@ -1,0 +1,229 @@
+"""Behaviour of the MLLM4WTAL plug-ins (KSM, CSR, DPID, localization head) on toy inputs."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from wtal_training.mllm4wtal import ConfigError, build_mllm4wtal_objective, resolve_config
+from wtal_training.mllm4wtal.common import masked_topk_mean
+from wtal_training.mllm4wtal.loc_head import diou_loss_1d, pseudo_labels
+from wtal_training.mllm4wtal.text_inputs import TextPriorError, complete_tokens, key_query_tokens
+
+from mllm4wtal_fakes import CompleteItem, FakeTextPriors, TinyBase, toy_batches
+
+torch.set_num_threads(1)
+SMALL = {"text_dim": 32, "text_heads": 4, "n_context": 4, "csr_dim": 32, "csr_heads": 4, "csr_layers": 1,
+         "csr_ffn": 64, "loc_hidden": 32, "lr": 1e-3}
+
+
+def make(modules=("ksm", "csr"), seed=0, **overrides):
+    torch.manual_seed(seed)
+    tp = FakeTextPriors()
+    base = TinyBase(16, len(tp.classes))
+    cfg = {"modules": list(modules), "mllm4wtal": dict(SMALL, **overrides)}
+    return build_mllm4wtal_objective(cfg, base, tp), tp
+
+
+def test_shapes_of_branches_and_inference_outputs():
+    obj, tp = make()
+    batch = toy_batches(n=1)[0]
+    rng = np.random.default_rng(0)
+    out = obj.base(batch.features, batch.mask)
+    keys = key_query_tokens(tp, batch.video_ids, batch.labels, rng)
+    res = obj.ksm(out.embeddings, batch.mask, keys.ids, keys.padding, out.attention)
+    assert res["similarity"].shape == (6, 24, 4) and res["attention"].shape == (6, 24)
+    words = complete_tokens(tp, batch.video_ids, batch.labels, rng)
+    rec = obj.csr(batch.features, batch.mask, words.ids, words.padding)
+    assert rec["logits"].shape == (6, words.ids.shape[1], len(tp.vocab))
+    assert rec["attention"].shape == (6, 24)
+    assert torch.all(rec["attention"][0, -5:] == 0)  # padded snippets carry no attention
+    inf = obj.inference_model().eval()
+    with torch.no_grad():
+        o = inf(batch.features, batch.mask)
+    assert o.extras["loc_scores"].shape == (6, 24, 3) and o.extras["loc_offsets"].shape == (6, 24, 2)
+    assert float(o.extras["loc_scores"].min()) >= 0 and float(o.extras["loc_scores"].max()) <= 1
+    assert float(o.extras["loc_offsets"].min()) >= 0
+
+
+def test_masking_really_applied_and_unmasked_input_rejected():
+    tp = FakeTextPriors()
+    batch = toy_batches(n=1)[0]
+    words = complete_tokens(tp, batch.video_ids, batch.labels, np.random.default_rng(1))
+    targeted = words.targets != -100
+    assert targeted.any()
+    assert torch.all(words.ids[targeted] == tp.mask_id)  # every reconstructed word is hidden in the input
+    assert torch.all(words.targets[targeted] != tp.mask_id)
+    leaky = CompleteItem(np.array([4, 9, 5]), np.array([4, 9, 5]), np.array([1]))  # not masked
+    tp.complete = lambda vid, cls: [leaky]
+    with pytest.raises(TextPriorError, match="really be masked"):
+        complete_tokens(tp, batch.video_ids, batch.labels, np.random.default_rng(1))
+
+
+def test_stop_gradient_isolates_the_phases():
+    obj, _ = make()
+    batch = toy_batches(n=1)[0]
+    rng = np.random.default_rng(0)
+    a_ksm, _ = obj._match_step(batch, 0, rng)
+    assert all(p.grad is None for p in obj.csr.parameters())  # sg(A_CSR): match phase never reaches CSR
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in obj.base.parameters())
+    assert not a_ksm.requires_grad
+    for m in (obj.base, obj.ksm, obj.head):
+        m.zero_grad(set_to_none=True)
+    obj._rec_step(batch, rng, None)  # recomputes sg(A_KSM) itself
+    assert all(p.grad is None for m in (obj.base, obj.ksm, obj.head) for p in m.parameters())
+    assert obj.csr.attention.net[0].weight.grad.abs().sum() > 0  # the distillation reaches A_CSR
+
+
+@pytest.mark.parametrize("schedule,period,expected", [
+    ("both", 1, ["match", "rec"] * 4),
+    ("alternate", 1, ["match", "rec", "match", "rec"]),
+    ("alternate", 2, ["match", "match", "rec", "rec"]),
+])
+def test_phases_follow_the_schedule(schedule, period, expected):
+    obj, _ = make(phase_schedule=schedule, phase_period=period)
+    calls = []
+    obj._match_step = lambda b, it, rng: (calls.append("match"), (None, {}))[1]
+    obj._rec_step = lambda b, rng, a: calls.append("rec") or {}
+    batch = toy_batches(n=1)[0]
+    for it in range(4):
+        obj.step(batch, it)
+    assert calls == expected
+
+
+@pytest.mark.parametrize("modules", [[], ["ksm"], ["csr"], ["ksm", "csr"]])
+def test_any_module_subset_trains(modules):
+    obj, _ = make(modules)
+    logs = obj.step(toy_batches(n=1)[0], 0)
+    assert ("ksm_loss" in logs) == ("ksm" in modules)
+    assert ("csr_loss" in logs) == ("csr" in modules)
+    assert "loc_loss" in logs and all(np.isfinite(v) for v in logs.values())
+
+
+def test_losses_decrease_on_a_tiny_set():
+    obj, _ = make()
+    batches = toy_batches(n=4)
+    history = [obj.step(batches[it % 4], it) for it in range(48)]
+    for key in ("base_loss", "ksm_loss", "csr_loss", "loc_loss"):
+        first = np.mean([h[key] for h in history[:8]])
+        last = np.mean([h[key] for h in history[-8:]])
+        assert last < first, (key, first, last)
+
+
+def test_training_is_deterministic_on_cpu():
+    runs = []
+    for _ in range(2):
+        obj, _ = make(seed=3)
+        batches = toy_batches(n=2)
+        logs = [obj.step(batches[it % 2], it) for it in range(3)]
+        runs.append((logs, {k: v.clone() for k, v in obj.inference_model().state_dict().items()}))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
+def test_inference_graph_excludes_text_branches():
+    obj, _ = make()
+    def boom(*a, **k):
+        raise AssertionError("text branch called at inference")
+    obj.ksm.forward = boom
+    obj.csr.forward = boom
+    obj.ksm.queries = boom
+    model = obj.inference_model().eval()
+    with torch.no_grad():
+        out = model(toy_batches(n=1)[0].features)
+    assert "loc_scores" in out.extras
+    assert not any(k.startswith(("ksm", "csr")) for k in model.state_dict())
+    assert {n for n, _ in model.named_children()} == {"base", "head"}
+
+
+def test_pseudo_labels_runs_and_offsets():
+    cas = torch.zeros(1, 8, 3)
+    cas[0, :, 1] = 5.0  # class 1 dominates
+    att = torch.tensor([[0, 0.9, 0.9, 0.9, 0, 0, 0.8, 0.8]])
+    labels = torch.tensor([[0.0, 1.0]])
+    mask = torch.ones(1, 8, dtype=torch.bool)
+    targets, offsets, positive = pseudo_labels(cas, [att], labels, mask, 0.5)
+    assert positive[0].tolist() == [False, True, True, True, False, False, True, True]
+    assert torch.all(targets[0, positive[0], 1] == 1) and targets[0, :, 0].sum() == 0
+    # snippet 2 (centre 2.5) lies in the run [1, 4): 1.5 to the start, 1.5 to the end
+    assert offsets[0, 2].tolist() == [1.5, 1.5]
+    assert offsets[0, 6].tolist() == [0.5, 1.5] and offsets[0, 7].tolist() == [1.5, 0.5]
+
+
+def test_diou_and_topk_helpers():
+    pred = torch.tensor([[1.0, 2.0], [1.0, 1.0]])
+    assert torch.allclose(diou_loss_1d(pred, pred), torch.zeros(2), atol=1e-6)
+    assert float(diou_loss_1d(torch.tensor([[0.5, 0.5]]), torch.tensor([[3.0, 3.0]]))[0]) > 0.5
+    scores = torch.arange(16.0).view(1, 16, 1)
+    mask = torch.ones(1, 16, dtype=torch.bool)
+    mask[0, 12:] = False  # 12 real snippets -> k = 12 // 4 = 3 -> mean of 11, 10, 9
+    assert float(masked_topk_mean(scores, mask, 4)[0, 0]) == pytest.approx(10.0)
+
+
+def test_engine_level_keys_map_onto_the_plugin_config():
+    cfg = resolve_config({"modules": ["csr"], "lr": 5e-5, "k": 7.0, "seed": 4, "iterations": 10,
+                          "mllm4wtal": {"lambda1": 2.0}})
+    assert cfg["base_lr"] == 5e-5 and cfg["lr"] == 5e-4 and cfg["k_divisor"] == 7 and cfg["seed"] == 4
+    assert cfg["lambda1"] == 2.0 and cfg["lambda2"] == 1.5 and cfg["mu1"] == 1.0 and cfg["modules"] == ["csr"]
+    obj, _ = make()
+    lrs = [g["lr"] for g in obj.optimizers()["match"].param_groups]
+    assert lrs == [1e-3, 1e-3, 1e-3] and set(obj.optimizers()) == {"match", "rec"}
+
+
+def test_bad_config_fields_are_named():
+    with pytest.raises(ConfigError, match="modules"):
+        make(["ksm", "bogus"])
+    with pytest.raises(ConfigError, match="phase_schedule"):
+        make(phase_schedule="sometimes")
+    with pytest.raises(ConfigError, match="unknown"):
+        make(lamda1=1.0)
+    tp = FakeTextPriors()
+    with pytest.raises(ConfigError, match="text priors"):
+        build_mllm4wtal_objective({"modules": ["ksm"]}, TinyBase(16, 3), None)
+
+
+@pytest.mark.parametrize("method", ["co2net", "delu"])
+def test_plugs_into_the_registered_base_methods(method):
+    from wtal_training.models import BASE_METHODS
+
+    torch.manual_seed(0)
+    tp = FakeTextPriors()
+    base = BASE_METHODS[method](16, len(tp.classes), max_seqlen=24)
+    obj = build_mllm4wtal_objective({"modules": ["ksm", "csr"], "lr": 5e-5, "k": 7.0,
+                                     "mllm4wtal": SMALL}, base, tp)
+    batch = toy_batches(n=1)[0]
+    for label_row in range(6):  # the co-activity loss wants similar pairs first
+        batch.labels[label_row] = 0
+        batch.labels[label_row, label_row // 2] = 1
+    for it in range(2):
+        logs = obj.step(batch, it)
+    assert np.isfinite(logs["match_loss"]) and np.isfinite(logs["rec_loss"])
+    with torch.no_grad():
+        out = obj.inference_model().eval()(batch.features, batch.mask)
+    assert out.extras["loc_offsets"].shape == (6, 24, 2)
+
+
+def test_fake_priors_mirror_the_real_text_priors_interface():
+    from prior_generation.text_priors import load as real
+
+    for name in ("key_tokens", "key_bank", "class_name_tokens", "complete", "template_complete"):
+        assert callable(getattr(real.TextPriors, name)) and callable(getattr(FakeTextPriors, name))
+    assert (real.TextPriors.pad_id, real.TextPriors.mask_id) != (None, None)
+    assert {f for f in real.CompleteItem.__dataclass_fields__} >= {"input_ids", "target_ids", "mask_positions"}
+
+
+def test_engine_config_object_and_checkpoint_round_trip():
+    from wtal_training.config import TrainConfig
+    from wtal_training.mllm4wtal import build_inference_model
+
+    cfg = TrainConfig(method="delu") if "method" in TrainConfig.__dataclass_fields__ else TrainConfig()
+    cfg.modules = ["ksm", "csr", "dpid", "loc"]
+    cfg.mllm4wtal = dict(SMALL)
+    assert resolve_config(cfg)["modules"] == ["ksm", "csr"] and resolve_config(cfg)["loc_head"]
+    obj, _ = make()
+    state = obj.inference_model().state_dict()
+    rebuilt = build_inference_model({"mllm4wtal": SMALL}, TinyBase(16, 3))
+    rebuilt.load_state_dict(state)  # strict: same keys and shapes as the trained inference model

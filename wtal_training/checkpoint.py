@@ -1,0 +1,71 @@
+"""Checkpoints: safetensors weights with the config, class list and code version in metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .datasets.canonical import DatasetError
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus the git commit of the checkout (``+dirty`` when modified)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("mllm4wtal")
+    except PackageNotFoundError:
+        ver = "unknown"
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+        if commit:
+            ver += f"+g{commit}" + (".dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ver
+
+
+def save_checkpoint(path: str | os.PathLike, module: torch.nn.Module, metadata: dict[str, Any]) -> Path:
+    """Atomically write ``module``'s state dict; metadata values are stored as JSON strings."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+    meta = {k: json.dumps(v) for k, v in metadata.items()}
+    meta["code_version"] = json.dumps(code_version())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            meta = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
+            state = {k: handle.get_tensor(k) for k in handle.keys()}
+    except Exception as exc:  # safetensors raises its own error types
+        raise DatasetError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+    for key in ("config", "classes", "feature_dim", "method"):
+        if key not in meta:
+            raise DatasetError(f"{path}: checkpoint metadata lacks '{key}'")
+    return state, meta

@@ -1,0 +1,119 @@
+"""Complete Semantic Reconstruction (paper §3.2): reconstruct the masked words of an MLLM
+complete description from the video, through attention weighted by the branch's own
+snippet attention A_CSR.
+
+Video side: fused features F (B, T, 2048) -> FC -> 512 (eq. 12); A_CSR = sigmoid(conv
+head(F)) (eq. 13; the branch has its own video embedding, so the reconstruction loss
+never reaches the base method: CSR talks to the base only through the distillation).
+Text side: frozen GloVe rows -> FC -> 512, plus a learnt MASK embedding at masked
+positions (the MASK token has no meaningful word vector) and sinusoidal positions.
+
+Attention weighting (eqs. 14-15): every attention over *snippets* (encoder self-attention
+and decoder cross-attention) multiplies its post-softmax weights by A_CSR of the key
+snippet and renormalises, i.e. softmax(QK^T/sqrt(d) + log A_CSR).  The paper writes the
+product inside the softmax; multiplying raw logits would *raise* the weight of
+low-attention snippets whose logits are negative, so we read it as the weighting
+Boosting-WTAL (its ancestor) applies.  Nothing is causal: the masked words are
+reconstructed from the whole sentence and the whole video.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .common import ConvAttention, sinusoidal_positions
+
+
+class WeightedAttention(nn.Module):
+    """Multi-head attention with an additive per-key bias (log-attention and padding)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"config field csr_heads ({heads}) must divide csr_dim ({dim})")
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
+        """query (B, Lq, d), key (B, Lk, d), key_bias (B, Lk) added to every logit on that key."""
+        b, lq, d = query.shape
+        h = self.heads
+        q = self.q(query).view(b, lq, h, d // h).transpose(1, 2)
+        k = self.k(key).view(b, -1, h, d // h).transpose(1, 2)
+        v = self.v(key).view(b, -1, h, d // h).transpose(1, 2)
+        logits = q @ k.transpose(-1, -2) / (d // h) ** 0.5 + key_bias[:, None, None, :]
+        weights = self.drop(torch.softmax(logits, dim=-1))
+        return self.out((weights @ v).transpose(1, 2).reshape(b, lq, d))
+
+
+class _Block(nn.Module):
+    """Pre-norm block: self-attention, optional cross-attention, feed-forward."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, cross: bool) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.self_attn = WeightedAttention(dim, heads, dropout)
+        self.cross = WeightedAttention(dim, heads, dropout) if cross else None
+        self.norm2 = nn.LayerNorm(dim) if cross else None
+        self.norm3 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, self_bias, memory=None, memory_bias=None):
+        y = self.norm1(x)
+        x = x + self.drop(self.self_attn(y, y, self_bias))
+        if self.cross is not None:
+            x = x + self.drop(self.cross(self.norm2(x), memory, memory_bias))
+        return x + self.drop(self.ffn(self.norm3(x)))
+
+
+class CompleteSemanticReconstruction(nn.Module):
+    def __init__(self, word_vectors: np.ndarray, pad_id: int, mask_id: int, feature_dim: int,
+                 dim: int = 512, heads: int = 4, layers: int = 2, ffn: int = 1024, dropout: float = 0.1,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        vectors = torch.as_tensor(np.asarray(word_vectors, dtype=np.float32))
+        self.mask_id = mask_id
+        self.words = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=pad_id)
+        self.word_proj = nn.Linear(vectors.shape[1], dim)
+        self.mask_embedding = nn.Parameter(torch.randn(dim) * 0.02)
+        self.video_proj = nn.Sequential(nn.Linear(feature_dim, dim), nn.Dropout(dropout))
+        self.attention = ConvAttention(feature_dim)
+        self.encoder = nn.ModuleList(_Block(dim, heads, ffn, dropout, cross=False) for _ in range(layers))
+        self.decoder = nn.ModuleList(_Block(dim, heads, ffn, dropout, cross=True) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self.vocab_proj = nn.Linear(dim, vectors.shape[0])
+        self.label_smoothing = label_smoothing
+        self.dim = dim
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor, word_ids: torch.Tensor,
+                word_padding: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Word logits (B, m, V) and A_CSR (B, T)."""
+        attention = self.attention(features, mask)
+        video = self.video_proj(features) + sinusoidal_positions(features.shape[1], self.dim, features.device)
+        neg_inf = torch.finfo(features.dtype).min
+        video_bias = torch.log(attention.clamp(min=1e-6)).masked_fill(~mask, neg_inf)
+        for block in self.encoder:
+            video = block(video, video_bias)
+        words = self.word_proj(self.words(word_ids))
+        words = torch.where((word_ids == self.mask_id).unsqueeze(-1), self.mask_embedding.expand_as(words), words)
+        words = words + sinusoidal_positions(word_ids.shape[1], self.dim, features.device)
+        word_bias = torch.zeros(word_padding.shape, dtype=features.dtype, device=features.device)
+        word_bias = word_bias.masked_fill(word_padding, neg_inf)
+        for block in self.decoder:
+            words = block(words, word_bias, video, video_bias)
+        return {"logits": self.vocab_proj(self.norm(words)), "attention": attention}
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Eq. 17 over the masked positions only (targets are -100 elsewhere)."""
+        if not bool((targets != -100).any()):
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
+                               label_smoothing=self.label_smoothing)

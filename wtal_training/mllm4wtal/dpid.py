@@ -1,0 +1,321 @@
+"""Dual-Prior Interactive Distillation (paper §3.3, eqs. 19-20): the training objective that
+composes a base method with the KSM and CSR branches and the localization head.
+
+Two phases, each with its own optimizer:
+
+* match (eq. 19), optimizer "match" over the base method, KSM and the head:
+  L_base + L_KSM + lambda1 * MSE(A_KSM, sg(A_CSR)) + mu1 * L_loc
+* rec (eq. 20), optimizer "rec" over CSR:
+  L_CSR + lambda2 * MSE(A_CSR, sg(A_KSM))
+
+psi is a stop-gradient only (``detach``): both attentions are sigmoids in [0, 1], so no
+normalisation is needed to compare them, and normalising would change what is distilled.
+The target attention on the match side is A_KSM when KSM is on, otherwise the base
+method's attention, so "+CSR" alone still transfers the complete-description prior to
+the base.  By default A_KSM *is* the base method's attention (the paper's eqs. 2-3 follow
+CO2-Net's embedding and attention), so the distillation shapes the attention that drives
+proposals at inference.
+
+Schedule: ``phase_schedule = "both"`` runs match then rec in every iteration (Boosting-
+WTAL's order); ``"alternate"`` runs ``phase_period`` iterations of match, then as many of
+rec, and so on.  In the match phase A_CSR of the same batch is computed without gradient;
+in the rec phase A_KSM is the (detached) value from this iteration's match phase, or is
+recomputed without gradient when the match phase did not run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models.base import BaseMethod, BaseOutput, Batch
+from .common import masked_mse
+from .csr import CompleteSemanticReconstruction
+from .ksm import KeySemanticMatching
+from .loc_head import LocalizationHead, localization_loss
+from .text_inputs import complete_tokens, key_query_tokens
+
+DEFAULTS: dict[str, Any] = {
+    "modules": ["ksm", "csr"],
+    "loc_head": True,
+    "lr": 5e-4,  # KSM and the head (paper, THUMOS14)
+    "base_lr": None,  # None: same as lr; the engine's top-level lr (the base method's own) when given
+    "csr_lr": None,  # None: same as lr
+    "weight_decay": 1e-3,
+    "grad_clip": 10.0,
+    "lambda1": 1.5,
+    "lambda2": 1.5,
+    "mu1": 1.0,
+    "k_divisor": 8,
+    "n_context": 8,
+    "text_dim": 512,
+    "text_heads": 8,
+    "text_layers": 1,
+    "ksm_text": "key",  # "key" | "class_name"
+    "ksm_attention": "base",  # "base" | "own"
+    "csr_text": "complete",  # "complete" | "template"
+    "csr_dim": 512,
+    "csr_heads": 4,
+    "csr_layers": 2,
+    "csr_ffn": 1024,
+    "csr_label_smoothing": 0.0,
+    "loc_hidden": 256,
+    "loc_threshold": 0.5,
+    "phase_schedule": "both",  # "both" | "alternate"
+    "phase_period": 1,
+    "embedding_dim": None,  # None: inferred from one dry forward of the base method
+    "seed": 0,
+}
+KNOWN_MODULES = {"ksm", "csr"}
+
+
+def _scalar(value: Any) -> float:
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _non_finite(message: str) -> None:
+    """Raise the engine's TrainingError (it rolls back to the last good checkpoint)."""
+    try:
+        from ..engine import TrainingError
+    except ImportError:  # pragma: no cover - engine not importable
+        raise FloatingPointError(message) from None
+    raise TrainingError(message)
+
+
+class ConfigError(ValueError):
+    """A config field has a bad value; the message names the field."""
+
+
+def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Defaults <- a few engine-level keys <- the ``mllm4wtal`` sub-dict.
+
+    From the engine's top level only ``modules``, ``seed``, ``lr`` (the base method's own
+    learning rate, used as ``base_lr``), ``weight_decay`` and ``k`` (the base method's
+    top-k ratio, used as ``k_divisor``) are read, so "+modules" runs differ from the
+    baseline only in the modules.  Every other key lives under ``mllm4wtal``.
+    """
+    if not isinstance(config, Mapping):  # the engine's TrainConfig dataclass
+        config = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+    cfg = dict(DEFAULTS)
+    for src, dst in (("modules", "modules"), ("seed", "seed"), ("lr", "base_lr"),
+                     ("weight_decay", "weight_decay"), ("k", "k_divisor")):
+        if config.get(src) is not None:
+            cfg[dst] = config[src]
+    if isinstance(cfg["k_divisor"], float):
+        cfg["k_divisor"] = max(1, int(round(cfg["k_divisor"])))
+    cfg.update(config.get("mllm4wtal", {}) or {})
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown config field(s) under mllm4wtal: {sorted(unknown)}")
+    modules = list(cfg["modules"] or [])
+    if any(m in ("loc", "loc_head") for m in modules):  # CLI aliases: the head is on unless loc_head: false
+        cfg["loc_head"] = True
+    modules = [m for m in modules if m not in ("dpid", "loc", "loc_head")]  # dpid: implied by ksm/csr
+    if not set(modules) <= KNOWN_MODULES:
+        raise ConfigError(f"config field modules must be a subset of {sorted(KNOWN_MODULES)}, got {modules}")
+    cfg["modules"] = modules
+    if cfg["phase_schedule"] not in ("both", "alternate"):
+        raise ConfigError(f"config field phase_schedule must be 'both' or 'alternate', got {cfg['phase_schedule']!r}")
+    if cfg["ksm_attention"] not in ("base", "own"):
+        raise ConfigError(f"config field ksm_attention must be 'base' or 'own', got {cfg['ksm_attention']!r}")
+    if int(cfg["phase_period"]) < 1 or int(cfg["k_divisor"]) < 1:
+        raise ConfigError("config fields phase_period and k_divisor must be >= 1")
+    return cfg
+
+
+def _embedding_dim(base: BaseMethod, device: torch.device) -> int:
+    """Embedding width from one dry forward (no width is hard-coded)."""
+    was_training = base.training
+    base.eval()
+    with torch.no_grad():
+        out = base(torch.zeros(1, 16, base.feature_dim, device=device), torch.ones(1, 16, dtype=torch.bool, device=device))
+    base.train(was_training)
+    return int(out.embeddings.shape[-1])
+
+
+class InferenceModel(nn.Module):
+    """Base method plus the localization head: the whole test-time graph."""
+
+    def __init__(self, base: BaseMethod, head: LocalizationHead | None) -> None:
+        super().__init__()
+        self.base = base
+        self.head = head
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> BaseOutput:
+        if mask is None:
+            mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+        out = self.base(features, mask)
+        if self.head is not None:
+            logits, offsets = self.head(out.embeddings, mask)
+            out.extras["loc_scores"] = torch.sigmoid(logits)
+            out.extras["loc_offsets"] = offsets
+        return out
+
+
+class MLLM4WTALObjective:
+    """A :class:`~wtal_training.models.base.TrainingObjective` for base + KSM/CSR/DPID/head."""
+
+    def __init__(self, config: dict[str, Any], base: BaseMethod, text_priors: Any) -> None:
+        self.cfg = cfg = resolve_config(config)
+        self.base = base
+        self.use_ksm = "ksm" in cfg["modules"]
+        self.use_csr = "csr" in cfg["modules"]
+        if (self.use_ksm or self.use_csr) and text_priors is None:
+            raise ConfigError("config field modules asks for ksm/csr but no text priors were given")
+        self.tp = text_priors
+        device = next(base.parameters()).device
+        num_classes = base.num_classes
+        if text_priors is not None and len(text_priors.classes) != num_classes:
+            raise ConfigError(f"text priors have {len(text_priors.classes)} classes, the base method {num_classes}")
+        emb_dim = cfg["embedding_dim"] or self._infer_embedding_dim(device)
+
+        self.ksm = self.csr = self.head = None
+        if self.use_ksm:
+            self.ksm = KeySemanticMatching(text_priors.word_vectors, text_priors.pad_id, emb_dim, num_classes,
+                                           text_dim=cfg["text_dim"], n_context=cfg["n_context"],
+                                           heads=cfg["text_heads"], layers=cfg["text_layers"],
+                                           k_divisor=cfg["k_divisor"],
+                                           own_attention=cfg["ksm_attention"] == "own").to(device)
+        if self.use_csr:
+            self.csr = CompleteSemanticReconstruction(text_priors.word_vectors, text_priors.pad_id,
+                                                      text_priors.mask_id, base.feature_dim, dim=cfg["csr_dim"],
+                                                      heads=cfg["csr_heads"], layers=cfg["csr_layers"],
+                                                      ffn=cfg["csr_ffn"],
+                                                      label_smoothing=cfg["csr_label_smoothing"]).to(device)
+        if cfg["loc_head"]:
+            self.head = LocalizationHead(emb_dim, num_classes, hidden=cfg["loc_hidden"]).to(device)
+
+        lr, wd = cfg["lr"], cfg["weight_decay"]
+        groups = [{"params": [p for p in base.parameters() if p.requires_grad], "lr": cfg["base_lr"] or lr}]
+        for module in (self.ksm, self.head):
+            if module is not None:
+                groups.append({"params": [p for p in module.parameters() if p.requires_grad], "lr": lr})
+        self._optimizers = {"match": torch.optim.Adam(groups, lr=lr, weight_decay=wd)}
+        if self.csr is not None:
+            self._optimizers["rec"] = torch.optim.Adam([p for p in self.csr.parameters() if p.requires_grad],
+                                                       lr=cfg["csr_lr"] or lr, weight_decay=wd)
+        self._inference = InferenceModel(base, self.head)
+
+    # -- TrainingObjective protocol -------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        found = {"base": self.base, "ksm": self.ksm, "csr": self.csr, "loc_head": self.head}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return dict(self._optimizers)
+
+    def inference_model(self) -> nn.Module:
+        return self._inference
+
+    def phases(self, iteration: int) -> list[str]:
+        """Which phases run at this iteration, in order."""
+        if self.cfg["phase_schedule"] == "both":
+            phases = ["match", "rec"]
+        else:
+            phases = [("match", "rec")[(iteration // int(self.cfg["phase_period"])) % 2]]
+        return [p for p in phases if p == "match" or self.csr is not None]
+
+    def step(self, batch: Batch, iteration: int) -> dict[str, float]:
+        for module in self.modules().values():
+            module.train()
+        rng = np.random.default_rng([int(self.cfg["seed"]), int(iteration)])
+        logs: dict[str, float] = {}
+        a_ksm = None
+        for phase in self.phases(iteration):
+            if phase == "match":
+                a_ksm, part = self._match_step(batch, iteration, rng)
+            else:
+                part = self._rec_step(batch, rng, a_ksm)
+            logs.update(part)
+        return logs
+
+    # -- phases -------------------------------------------------------------------------
+    def _infer_embedding_dim(self, device: torch.device) -> int:
+        return _embedding_dim(self.base, device)
+
+    def _clip_and_step(self, name: str, loss: torch.Tensor) -> None:
+        opt = self._optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg["grad_clip"]:
+            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg["grad_clip"])
+        opt.step()
+
+    def _match_step(self, batch: Batch, iteration: int, rng: np.random.Generator):
+        cfg = self.cfg
+        out = self.base(batch.features, batch.mask)
+        loss, base_logs = self.base.loss(out, batch, iteration)
+        logs = {f"base/{k}": _scalar(v) for k, v in base_logs.items()}
+        logs["base_loss"] = float(loss.detach())
+        attention = out.attention  # the match side of the distillation
+        attentions = [out.attention]
+        if self.ksm is not None:
+            keys = key_query_tokens(self.tp, batch.video_ids, batch.labels, rng, cfg["ksm_text"])
+            res = self.ksm(out.embeddings, batch.mask, keys.ids.to(batch.features.device),
+                           keys.padding.to(batch.features.device), out.attention)
+            l_ksm = self.ksm.loss(res["similarity"], res["attention"], batch.mask, batch.labels)
+            loss = loss + l_ksm
+            logs["ksm_loss"] = float(l_ksm.detach())
+            attention = res["attention"]
+            if cfg["ksm_attention"] == "own":
+                attentions.append(attention)
+        if self.csr is not None:
+            with torch.no_grad():
+                a_csr = self.csr.attention(batch.features, batch.mask)
+            distill = masked_mse(attention, a_csr.detach(), batch.mask)
+            loss = loss + cfg["lambda1"] * distill
+            logs["distill_match"] = float(distill.detach())
+            attentions.append(a_csr)
+        if self.head is not None:
+            logits, offsets = self.head(out.embeddings, batch.mask)
+            l_loc, loc_logs = localization_loss(logits, offsets, out.cas, attentions, batch.labels, batch.mask,
+                                                cfg["loc_threshold"], cfg["k_divisor"])
+            loss = loss + cfg["mu1"] * l_loc
+            logs.update(loc_logs)
+            logs["loc_loss"] = float(l_loc.detach())
+        if not torch.isfinite(loss):
+            _non_finite(f"match-phase loss is not finite at iteration {iteration}: {logs}")
+        self._clip_and_step("match", loss)
+        logs["match_loss"] = float(loss.detach())
+        return attention.detach(), logs
+
+    def _rec_step(self, batch: Batch, rng: np.random.Generator, a_ksm: torch.Tensor | None) -> dict[str, float]:
+        cfg = self.cfg
+        words = complete_tokens(self.tp, batch.video_ids, batch.labels, rng, cfg["csr_text"])
+        device = batch.features.device
+        res = self.csr(batch.features, batch.mask, words.ids.to(device), words.padding.to(device))
+        l_csr = self.csr.loss(res["logits"], words.targets.to(device))
+        if a_ksm is None:  # match phase did not run this iteration: recompute the target
+            with torch.no_grad():
+                out = self.base(batch.features, batch.mask)
+                a_ksm = out.attention
+                if self.ksm is not None and cfg["ksm_attention"] == "own":
+                    a_ksm = self.ksm.attention(out.embeddings, batch.mask)
+        distill = masked_mse(res["attention"], a_ksm.detach(), batch.mask)
+        loss = l_csr + cfg["lambda2"] * distill
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"rec-phase loss is not finite: csr {float(l_csr.detach())}, distill {float(distill.detach())}")
+        self._clip_and_step("rec", loss)
+        return {"csr_loss": float(l_csr.detach()), "distill_rec": float(distill.detach()), "rec_loss": float(loss.detach())}
+
+
+def build_inference_model(config: Any, base_method: BaseMethod) -> InferenceModel:
+    """The test-time module of a trained run (base + head), to load a checkpoint into."""
+    cfg = resolve_config(config)
+    head = None
+    if cfg["loc_head"]:
+        device = next(base_method.parameters()).device
+        emb_dim = cfg["embedding_dim"] or _embedding_dim(base_method, device)
+        head = LocalizationHead(emb_dim, base_method.num_classes, hidden=cfg["loc_hidden"]).to(device)
+    return InferenceModel(base_method, head)
+
+
+def build_mllm4wtal_objective(config: dict[str, Any], base_method: BaseMethod, text_priors: Any) -> MLLM4WTALObjective:
+    """Entry point for the engine: base method + the MLLM4WTAL modules named in config."""
+    return MLLM4WTALObjective(config, base_method, text_priors)

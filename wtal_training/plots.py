@@ -1,0 +1,65 @@
+"""Per-video timelines like the paper's Fig. 3: ground truth, top predictions, attention."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .datasets.canonical import atomic_write_bytes
+
+
+def plot_timeline(gt: Mapping[str, Any], video_id: str, attention: np.ndarray, predictions: list[dict], top: int = 10) -> bytes:
+    """PNG bytes: GT segments, the ``top`` highest-scoring predictions and the attention curve (seconds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entry = gt["database"][video_id]
+    seconds = float(gt["snippet_seconds"])
+    duration = float(entry["duration"])
+    fig, axes = plt.subplots(3, 1, figsize=(10, 3.6), sharex=True, gridspec_kw={"height_ratios": [1, 1, 1.6]})
+    for ann in entry.get("annotations", []):
+        a, b = ann["segment"]
+        axes[0].axvspan(a, b, color="tab:green", alpha=0.7)
+    axes[0].set_ylabel("GT")
+    preds = sorted(predictions, key=lambda p: -p["score"])[:top]
+    if preds:
+        hi = max(p["score"] for p in preds)
+        lo = min(p["score"] for p in preds)
+        for p in preds:
+            a, b = p["segment"]
+            strength = 0.25 + 0.65 * ((p["score"] - lo) / (hi - lo) if hi > lo else 1.0)
+            axes[1].axvspan(a, b, color="tab:red", alpha=strength)
+    axes[1].set_ylabel(f"Pred\n(top {top})")
+    t = (np.arange(len(attention)) + 0.5) * seconds
+    axes[2].plot(t, attention, color="tab:blue", lw=1)
+    axes[2].set_ylim(0, 1)
+    axes[2].set_ylabel("attention")
+    axes[2].set_xlabel("time (s)")
+    for ax in axes[:2]:
+        ax.set_yticks([])
+    axes[0].set_xlim(0, duration)
+    labels = ", ".join(entry.get("labels", [])) or "no label"
+    synthetic = " [synthetic data]" if gt.get("synthetic") else ""
+    fig.suptitle(f"{video_id} ({labels}){synthetic}", fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plot_timelines(directory: Path, gt: Mapping[str, Any], outputs: Mapping[str, Mapping[str, np.ndarray]],
+                   predictions: Mapping[str, Any], count: int) -> list[Path]:
+    """Timelines of the first ``count`` test videos that have annotations (sorted ids)."""
+    chosen = [v for v in sorted(outputs) if gt["database"][v].get("annotations")][:count]
+    paths = []
+    for vid in chosen:
+        path = Path(directory) / f"{vid}.png"
+        atomic_write_bytes(path, plot_timeline(gt, vid, outputs[vid]["attention"], predictions["results"].get(vid, [])))
+        paths.append(path)
+    return paths

@@ -1,0 +1,190 @@
+"""From per-snippet outputs to scored segments in seconds (CO2-Net/DELU recipe).
+
+Per video: attention-weighted CAS -> video class scores (softmax of the mean of the top
+T // 10 snippets); keep classes scoring >= 0.2, else the best one; threshold the
+attention at ``linspace(0.1, 0.9, 20)``; every run of snippets above a threshold is a
+proposal for every kept class, scored by outer-inner contrast (inner mean - mean over
+margins of 0.25 x length on both sides, + 0.2 x video score).  Optional anchor-free
+proposals come from ``loc_scores`` / ``loc_offsets`` (a localization head).  Gaussian
+soft-NMS (sigma 0.3) per (video, class), batched across all groups at once.  All
+segment arithmetic is in snippets; conversion to seconds uses the data set's
+``snippet_seconds`` and happens once, at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass
+class Proposals:
+    """Candidate segments of one video, in snippet units (end exclusive)."""
+
+    start: np.ndarray  # (N,) float
+    end: np.ndarray
+    score: np.ndarray
+    label: np.ndarray  # (N,) int class index
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def video_class_scores(cas_supp: np.ndarray, ratio: float = 10.0) -> np.ndarray:
+    """(C,) probabilities from a (T, C+1) attention-weighted CAS: top-(T // ratio) mean, softmax."""
+    k = max(1, int(cas_supp.shape[0] // ratio))
+    top = -np.partition(-cas_supp, k - 1, axis=0)[:k] if k < cas_supp.shape[0] else cas_supp
+    return softmax(top.mean(axis=0))[:-1]
+
+
+def select_classes(scores: np.ndarray, threshold: float = 0.2) -> np.ndarray:
+    chosen = np.flatnonzero(scores >= threshold)
+    return chosen if len(chosen) else np.array([int(np.argmax(scores))])
+
+
+def threshold_runs(signal: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of every run of ``signal > thr`` for every threshold."""
+    above = signal[None, :] > thresholds[:, None]  # (K, T)
+    padded = np.pad(above, ((0, 0), (1, 1))).astype(np.int8)
+    change = np.diff(padded, axis=1)
+    starts = np.nonzero(change == 1)[1]
+    ends = np.nonzero(change == -1)[1]
+    return starts.astype(np.int64), ends.astype(np.int64)
+
+
+def outer_inner_scores(
+    wtcam: np.ndarray, starts: np.ndarray, ends: np.ndarray, outer_ratio: float = 0.25
+) -> np.ndarray:
+    """(R, S) inner mean minus outer mean of ``wtcam`` (T, S) for runs [start, end)."""
+    length_t = wtcam.shape[0]
+    csum = np.concatenate([np.zeros((1, wtcam.shape[1])), np.cumsum(wtcam, axis=0)])
+    lengths = (ends - starts).astype(np.float64)
+    inner = (csum[ends] - csum[starts]) / lengths[:, None]
+    outer_s = np.maximum(0, np.floor(starts - outer_ratio * lengths)).astype(np.int64)
+    outer_e = np.minimum(length_t - 1, np.floor(ends - 1 + outer_ratio * lengths)).astype(np.int64)
+    outer_e = np.maximum(outer_e, ends - 1)
+    outer_sum = (csum[starts] - csum[outer_s]) + (csum[outer_e + 1] - csum[ends])
+    count = (starts - outer_s) + (outer_e + 1 - ends)
+    outer = np.where(count[:, None] > 0, outer_sum / np.maximum(count, 1)[:, None], 0.0)
+    return inner - outer
+
+
+def video_proposals(
+    cas: np.ndarray,
+    attention: np.ndarray,
+    config: Any,
+    loc_scores: np.ndarray | None = None,
+    loc_offsets: np.ndarray | None = None,
+) -> Proposals:
+    """All candidate proposals of one video (before soft-NMS).
+
+    ``cas`` (T, C+1) logits, ``attention`` (T,); optional ``loc_scores`` (T, C) in [0, 1]
+    and ``loc_offsets`` (T, 2) distances in snippets from each snippet centre to the
+    start and end of its action.
+    """
+    cas_supp = cas * attention[:, None]
+    scores = video_class_scores(cas_supp, config.video_score_ratio)
+    chosen = select_classes(scores, config.class_threshold)
+    thresholds = np.linspace(0.1, 0.9, config.num_thresholds)
+    starts, ends = threshold_runs(attention, thresholds)
+    parts = []
+    if len(starts):
+        contrast = outer_inner_scores(cas_supp[:, chosen], starts, ends, config.outer_ratio)
+        contrast = contrast + config.gamma_oic * scores[chosen][None, :]
+        r = len(starts)
+        parts.append((np.repeat(starts, len(chosen)).astype(np.float64), np.repeat(ends, len(chosen)).astype(np.float64),
+                      contrast.reshape(-1), np.tile(chosen, r)))
+    if loc_scores is not None and loc_offsets is not None:
+        length_t = cas.shape[0]
+        centre = np.arange(length_t) + 0.5
+        for c in chosen:
+            s = loc_scores[:, c]
+            keep = np.flatnonzero(s >= config.loc_score_threshold)
+            if len(keep) > config.max_proposals_per_class:
+                keep = keep[np.argsort(-s[keep], kind="stable")[: config.max_proposals_per_class]]
+            st = np.clip(centre[keep] - loc_offsets[keep, 0], 0, length_t)
+            en = np.clip(centre[keep] + loc_offsets[keep, 1], 0, length_t)
+            ok = en > st
+            parts.append((st[ok], en[ok], s[keep][ok].astype(np.float64), np.full(int(ok.sum()), c)))
+    if not parts:
+        empty = np.zeros(0)
+        return Proposals(empty, empty, empty, np.zeros(0, dtype=np.int64))
+    return Proposals(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+
+
+def batched_soft_nms(groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sigma: float = 0.3, chunk: int = 128) -> list[np.ndarray]:
+    """Gaussian soft-NMS for many independent groups; returns each group's decayed scores.
+
+    Groups of similar size are padded together into (G, N) and processed with N
+    vectorised greedy steps: pick each group's best remaining proposal, decay the
+    others by ``exp(-IoU^2 / sigma)``.  Every proposal is kept (as the public code).
+    """
+    out: list[np.ndarray] = [np.zeros(0)] * len(groups)
+    order = sorted(range(len(groups)), key=lambda g: len(groups[g][0]))
+    for i in range(0, len(order), chunk):
+        ids = [g for g in order[i : i + chunk] if len(groups[g][0])]
+        if not ids:
+            continue
+        n = max(len(groups[g][0]) for g in ids)
+        s = np.full((len(ids), n), 0.0)
+        e = np.full((len(ids), n), 0.0)
+        score = np.full((len(ids), n), -np.inf)
+        for row, g in enumerate(ids):
+            m = len(groups[g][0])
+            s[row, :m], e[row, :m], score[row, :m] = groups[g]
+        final = np.full_like(score, -np.inf)
+        alive = np.isfinite(score)
+        rows = np.arange(len(ids))
+        for _ in range(n):
+            if not alive.any():
+                break
+            masked = np.where(alive, score, -np.inf)
+            best = masked.argmax(axis=1)
+            has = alive[rows, best]
+            final[rows[has], best[has]] = score[rows[has], best[has]]
+            alive[rows[has], best[has]] = False
+            bs, be = s[rows, best][:, None], e[rows, best][:, None]
+            inter = np.clip(np.minimum(be, e) - np.maximum(bs, s), 0, None)
+            union = (be - bs) + (e - s) - inter
+            iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+            decay = np.exp(-(iou**2) / sigma)
+            score = np.where(alive & has[:, None], score * decay, score)
+        for row, g in enumerate(ids):
+            out[g] = final[row, : len(groups[g][0])]
+    return out
+
+
+def predictions_from_outputs(
+    outputs: Mapping[str, Mapping[str, np.ndarray]],
+    gt: Mapping[str, Any],
+    config: Any,
+) -> dict[str, Any]:
+    """Official ActivityNet results JSON from per-video raw outputs.
+
+    ``outputs[video_id]`` holds ``cas`` (T, C+1), ``attention`` (T,) and optionally
+    ``loc_scores``/``loc_offsets``.  Segments are converted to seconds with the data
+    set's ``snippet_seconds`` and clipped to the video duration.
+    """
+    classes = gt["classes"]
+    seconds = float(gt["snippet_seconds"])
+    groups, keys = [], []
+    for vid, out in outputs.items():
+        props = video_proposals(out["cas"], out["attention"], config, out.get("loc_scores"), out.get("loc_offsets"))
+        for c in np.unique(props.label):
+            sel = props.label == c
+            groups.append((props.start[sel], props.end[sel], props.score[sel]))
+            keys.append((vid, int(c)))
+    decayed = batched_soft_nms(groups, sigma=config.nms_sigma)
+    results: dict[str, list[dict[str, Any]]] = {vid: [] for vid in outputs}
+    for (vid, c), (st, en, _), sc in zip(keys, groups, decayed):
+        duration = float(gt["database"][vid]["duration"])
+        for a, b, p in zip(st * seconds, np.minimum(en * seconds, duration), sc):
+            results[vid].append({"label": classes[c], "score": float(p), "segment": [round(float(a), 3), round(float(b), 3)]})
+    for vid in results:
+        results[vid].sort(key=lambda r: -r["score"])
+    return {"version": "ActivityNet-style detection results", "results": results, "external_data": {"used": False}}

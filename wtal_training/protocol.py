@@ -1,0 +1,77 @@
+"""The experiment protocol: several seeds, each trained for the configured iterations and
+evaluated once (final checkpoint) on the test split; a results JSON with per-seed
+figures, mean and standard deviation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import TrainConfig
+from .datasets.canonical import atomic_write_json
+from .engine import LoadedData, _averages, load_data, mean_std, train_seed
+
+log = logging.getLogger("wtal_training")
+
+
+def make_accelerator(device: str, mixed_precision: str):
+    """An accelerate ``Accelerator`` for ``device`` (auto | cpu | cuda)."""
+    import torch
+    from accelerate import Accelerator
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but no CUDA device is available")
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    return Accelerator(cpu=cpu, mixed_precision="no" if cpu else mixed_precision)
+
+
+def load_text_priors(directory: str | None):
+    if directory is None:
+        return None
+    from prior_generation.text_priors import load_text_priors as _load
+
+    return _load(directory)
+
+
+def run_experiment(
+    data_dir: str | Path,
+    config: TrainConfig,
+    seeds: Sequence[int],
+    output_dir: str | Path,
+    device: str = "auto",
+    text_priors_dir: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and evaluate every seed; write ``output_dir/seed{n}/...`` and ``results.json``."""
+    output_dir = Path(output_dir)
+    accelerator = make_accelerator(device, config.mixed_precision)
+    data: LoadedData = load_data(data_dir, accelerator.device)
+    text_priors = load_text_priors(text_priors_dir)
+    if data.gt.get("synthetic"):
+        log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
+    per_seed: dict[str, Any] = {}
+    for seed in seeds:
+        log.info("seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device)
+        result = train_seed(data, config, seed, output_dir / f"seed{seed}", accelerator, text_priors, progress)
+        per_seed[str(seed)] = result
+        if "average_mAP" in result:
+            log.info("seed %d: average mAP %s, mAP %s", seed, result["average_mAP"], result["mAP"])
+    if not accelerator.is_main_process:
+        return {}
+    thresholds = list(next(iter(per_seed.values()))["mAP"].keys())
+    mean, std = {"mAP": {}}, {"mAP": {}}
+    for thr in thresholds:
+        mean["mAP"][thr], std["mAP"][thr] = mean_std([r["mAP"][thr] for r in per_seed.values()])
+    mean["average_mAP"], std["average_mAP"] = {}, {}
+    for rng in _averages(next(iter(per_seed.values()))):
+        mean["average_mAP"][rng], std["average_mAP"][rng] = mean_std([_averages(r)[rng] for r in per_seed.values()])
+    results = {
+        "protocol": f"final checkpoint after {config.iterations} iterations, evaluated once on the test split; "
+                    "no model selection on the test split",
+        "dataset": data.gt["dataset"], "synthetic": bool(data.gt.get("synthetic", False)),
+        "method": config.method, "modules": list(config.modules), "seeds": list(seeds),
+        "per_seed": per_seed, "mean": mean, "std": std, "config": config.to_dict(),
+    }
+    atomic_write_json(output_dir / "results.json", results)
+    return results

@@ -1,0 +1,54 @@
+"""Small generated feature sets for tests and benchmarks (marked ``synthetic: true``).
+
+Not a stand-in for any real data set: each class gets a random prototype vector;
+action snippets are prototype + noise, background snippets are noise, so a working
+method separates them quickly.  Written through the canonical writers so it exercises
+the same loading code as real data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .datasets.canonical import SCHEMA_VERSION, write_features, write_ground_truth
+
+
+def make_toy_dataset(
+    directory: str | Path,
+    num_classes: int = 3,
+    num_train: int = 24,
+    num_test: int = 12,
+    feature_dim: int = 32,
+    length_range: tuple[int, int] = (40, 90),
+    snippet_seconds: float = 0.64,
+    signal: float = 2.0,
+    seed: int = 0,
+) -> Path:
+    rng = np.random.default_rng(seed)
+    classes = [f"toy_class_{i}" for i in range(num_classes)]
+    prototypes = rng.normal(size=(num_classes, feature_dim)).astype(np.float32)
+    database, features = {}, {}
+    for i in range(num_train + num_test):
+        subset = "train" if i < num_train else "test"
+        vid = f"toy_{subset}_{i:04d}"
+        length = int(rng.integers(*length_range))
+        c = i % num_classes
+        x = rng.normal(scale=1.0, size=(length, feature_dim)).astype(np.float32)
+        annotations = []
+        for _ in range(int(rng.integers(1, 3))):
+            seg_len = int(rng.integers(max(3, length // 10), max(4, length // 4)))
+            start = int(rng.integers(0, length - seg_len))
+            x[start : start + seg_len] += signal * prototypes[c]
+            annotations.append({"label": classes[c], "segment": [round(start * snippet_seconds, 3), round((start + seg_len) * snippet_seconds, 3)]})
+        features[vid] = x
+        database[vid] = {"subset": subset, "duration": round(length * snippet_seconds, 3), "fps": 25.0,
+                         "labels": [classes[c]], "annotations": annotations}
+    gt = {"schema_version": SCHEMA_VERSION, "dataset": "toy", "synthetic": True, "classes": classes,
+          "snippet_seconds": snippet_seconds, "frames_per_snippet": 16, "feature_fps": 25.0,
+          "source": "wtal_training.toy_data (generated)", "database": database, "ambiguous": {}}
+    directory = Path(directory)
+    write_features(directory, features, modalities={"rgb": (0, feature_dim // 2), "flow": (feature_dim // 2, feature_dim)})
+    write_ground_truth(directory, gt)
+    return directory
