@@ -112,9 +112,10 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, cfg, structure, gener
 
 def test_demo_is_a_deterministic_subset_with_same_scripts(tmp_path, cfg, structure, generated):
     out, _ = generated
-    chosen = select_demo_videos(structure, 1)
-    assert chosen == select_demo_videos(structure, 1)
-    assert len(chosen) == 2 * len(CLASSES)
+    assert len(select_demo_videos(structure, 1, 1)) == 2 * len(CLASSES)
+    counts = int(cfg["demo"]["train_per_class"]), int(cfg["demo"]["test_per_class"])
+    chosen = select_demo_videos(structure, *counts)
+    assert chosen == select_demo_videos(structure, *counts)
     summary = generate_dataset(structure, cfg, tmp_path / "demo", size="demo", seed=0, videos=False, progress=False)
     gt = load_ground_truth(tmp_path / "demo" / "canonical")
     assert gt["dataset"] == "demo" and sorted(gt["database"]) == chosen and summary["videos"] == len(chosen)

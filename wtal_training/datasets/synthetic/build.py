@@ -49,16 +49,17 @@ def demo_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {**cfg, "features": feat}
 
 
-def select_demo_videos(gt: Mapping[str, Any], per_class: int = 1) -> list[str]:
+def select_demo_videos(gt: Mapping[str, Any], train_per_class: int = 1, test_per_class: int = 1) -> list[str]:
     """Deterministic small subset: per class and subset, the shortest unused videos with that label.
 
-    Short videos keep the demo fast to train on a CPU; one train and one test video per
-    class keeps every class learnable and evaluable.
+    Short videos keep the demo fast to train on a CPU.  Weak supervision needs more than
+    one training video per class (the base methods' sampler pairs videos of the same
+    class), so the demo takes a few per class for training and one per class for test.
     """
     chosen: list[str] = []
     taken: set[str] = set()
     db = gt["database"]
-    for subset in ("train", "test"):
+    for subset, per_class in (("train", train_per_class), ("test", test_per_class)):
         for cls in gt["classes"]:
             candidates = sorted(
                 (float(e["duration"]), v)
@@ -120,7 +121,11 @@ def generate_dataset(
         cfg = demo_config(cfg)
     classes = list(structure["classes"])
     db = structure["database"]
-    ids = select_demo_videos(structure, int(cfg["demo"]["per_class_per_subset"])) if size == "demo" else sorted(db)
+    ids = (
+        select_demo_videos(structure, int(cfg["demo"]["train_per_class"]), int(cfg["demo"]["test_per_class"]))
+        if size == "demo"
+        else sorted(db)
+    )
     scripts = class_scripts(cfg, classes)
     table = StateTable.build(scripts, list(cfg["background_words"]))
     model = FeatureModel.build(cfg, table, classes, seed, vectors=vectors)

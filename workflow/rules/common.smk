@@ -1,0 +1,276 @@
+# Configuration checks and the small helpers that turn the config registries into paths
+# and CLI arguments.  Everything a rule's output depends on goes through `params` (or is
+# an input file), so Snakemake's params/input/code rerun triggers rerun exactly the
+# affected chain.
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+validate(config, "../schemas/config.schema.yaml")
+
+DATASETS = config["datasets"]
+MLLMS = config["mllms"]
+REAL = [name for name, d in DATASETS.items() if d["kind"] == "real"]
+SYNTHETIC = [name for name, d in DATASETS.items() if d["kind"] == "synthetic"]
+SYNTH_WITH_VIDEOS = [name for name in SYNTHETIC if DATASETS[name]["videos"] is True]
+SYNTH_NO_VIDEOS = [name for name in SYNTHETIC if name not in SYNTH_WITH_VIDEOS]
+
+
+def _check_references():
+    """Cross-field checks JSON Schema cannot express; each error names its field."""
+    if config["mllm"] != "auto" and config["mllm"] not in MLLMS:
+        raise WorkflowError(
+            f"config field 'mllm': {config['mllm']!r} is not 'auto' nor one of the mllms "
+            f"registry: {', '.join(sorted(MLLMS))}"
+        )
+    for name, d in DATASETS.items():
+        if d["default_mllm"] not in MLLMS:
+            raise WorkflowError(
+                f"config field 'datasets.{name}.default_mllm': {d['default_mllm']!r} is not "
+                f"one of the mllms registry: {', '.join(sorted(MLLMS))}"
+            )
+        if d["kind"] == "synthetic" and DATASETS.get(d["structure"], {}).get("kind") != "real":
+            raise WorkflowError(
+                f"config field 'datasets.{name}.structure': {d['structure']!r} must name a "
+                f"real data set ({', '.join(REAL)})"
+            )
+    for name in config["targets"]:
+        if name not in DATASETS:
+            raise WorkflowError(
+                f"config field 'targets': {name!r} is not a data set "
+                f"({', '.join(sorted(DATASETS))})"
+            )
+
+
+_check_references()
+
+
+def _alternatives(names):
+    """Regex matching exactly one of `names` (wildcard constraint)."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    mllm=_alternatives(MLLMS),
+    experiment=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    seed=r"\d+",
+    shard=r"\d+",
+    nshards=r"\d+",
+
+
+def dataset_cfg(wildcards):
+    return DATASETS[wildcards.dataset]
+
+
+def mllm_name(dataset):
+    """The MLLM used for `dataset`: config `mllm`, or the data set's default."""
+    if config["mllm"] != "auto":
+        return config["mllm"]
+    return DATASETS[dataset]["default_mllm"]
+
+
+def training_cfg(dataset):
+    """Top-level `training` merged with the data set's overrides (key by key)."""
+    merged = dict(config["training"])
+    merged.update(DATASETS[dataset].get("training") or {})
+    return merged
+
+
+def canonical(dataset, name):
+    return f"data/{dataset}/canonical/{name}"
+
+
+def ground_truth(wildcards):
+    return canonical(wildcards.dataset, "ground_truth.json")
+
+
+def priors_dir(dataset, mllm):
+    return f"results/priors/{dataset}/{mllm}"
+
+
+def run_dir(dataset, mllm, experiment):
+    return f"results/runs/{dataset}/{mllm}/{experiment}"
+
+
+def shard_paths(wildcards):
+    n = config["priors"]["shards"]
+    return [
+        f"{priors_dir(wildcards.dataset, wildcards.mllm)}/shards/shard-{i}-of-{n}.parquet"
+        for i in range(n)
+    ]
+
+
+def cli_args(pairs):
+    """Render optional CLI arguments: {'--model': 'x', '--flag': None} -> '--model x'.
+
+    Lists become several values after one flag; None leaves the flag out.  Values are
+    shell-quoted, so prompts with spaces and braces pass through intact.
+    """
+    parts = []
+    for flag, value in pairs.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            if value:
+                values = " ".join(shlex.quote(str(v)) for v in value)
+                parts.append(f"{flag} {values}")
+            continue
+        parts.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
+
+
+# --- inputs and params of the stage rules -----------------------------------------
+
+
+def real_raw_inputs(wildcards):
+    """Raw files of a real data set; missing ones raise an error naming where they go."""
+    d = DATASETS[wildcards.dataset]
+    needed = {
+        d["annotations"]: "the annotation folder (committed in this repository for thumos14 "
+        f"and activitynet12; restore it with `git checkout -- {d['annotations']}`)",
+        d["features"]: "the I3D RGB+flow feature file of the W-TALC / CO2-Net release "
+        f"(file name {Path(d['features']).name})",
+    }
+    missing = [(path, what) for path, what in needed.items() if not Path(path).exists()]
+    if missing:
+        lines = "\n".join(f"  - {path}\n      {what}" for path, what in missing)
+        raise WorkflowError(
+            f"Real data set '{wildcards.dataset}' cannot be built: these files are missing.\n"
+            f"Put them at exactly these paths (relative to the repository root):\n{lines}\n"
+            "Synthetic data never stands in for real data; without the real files run "
+            "results/thumos14-synth_map.json or results/demo_map.json instead."
+        )
+    return {"annotations": d["annotations"], "features": d["features"]}
+
+
+def synth_params(wildcards):
+    d = DATASETS[wildcards.dataset]
+    return cli_args(
+        {
+            "--config": config.get("synthetic_config", "config/synthetic.yaml"),
+            "--size": d["size"],
+            "--seed": config.get("synthetic_seed", 0),
+        }
+    )
+
+
+def video_inputs(wildcards):
+    """What the MLLM reads: checked real videos, rendered demo videos, or only scripts."""
+    d = DATASETS[wildcards.dataset]
+    if d["kind"] == "real":
+        return {"videos_ok": f"results/checks/{wildcards.dataset}/videos.json"}
+    inputs = {"scripts": canonical(wildcards.dataset, "scripts.json")}
+    if d["videos"] is True:
+        inputs["videos"] = f"data/{wildcards.dataset}/videos"
+    return inputs
+
+
+def videos_dir(dataset):
+    d = DATASETS[dataset]
+    return d["videos"] if d["kind"] == "real" else f"data/{dataset}/videos"
+
+
+def generate_params(wildcards):
+    """Every knob that changes the descriptions, rendered as CLI arguments."""
+    m = MLLMS[wildcards.mllm]
+    p = config["priors"]
+    d = DATASETS[wildcards.dataset]
+    return cli_args(
+        {
+            "--backend": m["backend"],
+            "--model": m.get("model"),
+            "--revision": m.get("revision"),
+            "--scripts": canonical(wildcards.dataset, "scripts.json")
+            if d["kind"] == "synthetic"
+            else None,
+            "--num-frames": p["num_frames"],
+            "--batch-size": p["batch_size"],
+            "--max-new-tokens-key": p["max_new_tokens_key"],
+            "--max-new-tokens-complete": p["max_new_tokens_complete"],
+            "--prompt-key": p["prompts"]["key"],
+            "--prompt-complete": p["prompts"]["complete"],
+            "--seed": p["seed"],
+            "--mllm-name": wildcards.mllm,
+        }
+    )
+
+
+def text_prior_params(wildcards):
+    t = config["text_priors"]
+    return cli_args(
+        {
+            "--word-vectors": t["word_vectors"],
+            "--spacy-model": t["spacy_model"],
+            "--max-vocab": t["max_vocab"],
+            "--max-tokens": t["max_tokens"],
+            "--mask-ratio": t["mask_ratio"],
+            "--seed": t["seed"],
+        }
+    )
+
+
+def train_inputs(wildcards):
+    cfg = training_cfg(wildcards.dataset)
+    inputs = {
+        "gt": canonical(wildcards.dataset, "ground_truth.json"),
+        "features": canonical(wildcards.dataset, "features.npy"),
+        "index": canonical(wildcards.dataset, "features_index.json"),
+    }
+    if cfg["modules"]:
+        inputs["text_priors"] = (
+            f"{priors_dir(wildcards.dataset, wildcards.mllm)}/text_priors/meta.json"
+        )
+    if cfg.get("config"):
+        inputs["method_config"] = cfg["config"]
+    return inputs
+
+
+def train_params(wildcards):
+    """All training knobs of this data set, rendered as CLI arguments."""
+    cfg = training_cfg(wildcards.dataset)
+    args = cli_args(
+        {
+            "--method": cfg["method"],
+            "--modules": cfg["modules"],
+            "--text-priors": f"{priors_dir(wildcards.dataset, wildcards.mllm)}/text_priors"
+            if cfg["modules"]
+            else None,
+            "--config": cfg.get("config"),
+            "--iterations": cfg.get("iterations"),
+            "--device": cfg["device"],
+        }
+    )
+    overrides = [f"--set {shlex.quote(item)}" for item in cfg.get("set") or []]
+    return " ".join([args, *overrides])
+
+
+def train_gpu(wildcards):
+    return 0 if training_cfg(wildcards.dataset)["device"] == "cpu" else 1
+
+
+def seed_maps(wildcards):
+    mllm = mllm_name(wildcards.dataset)
+    base = run_dir(wildcards.dataset, mllm, config["experiment"])
+    return [f"{base}/seed{s}/eval_map.json" for s in training_cfg(wildcards.dataset)["seeds"]]
+
+
+def summary_config(wildcards):
+    """What produced the numbers, recorded next to them (and a rerun trigger)."""
+    mllm = mllm_name(wildcards.dataset)
+    return {
+        "mllm": mllm,
+        "mllm_config": MLLMS[mllm],
+        "experiment": config["experiment"],
+        "training": training_cfg(wildcards.dataset),
+        "priors": config["priors"],
+        "text_priors": config["text_priors"],
+        "dataset_config": DATASETS[wildcards.dataset],
+    }

@@ -1,0 +1,127 @@
+# Data stage: real data sets are ingested from files the user provides; synthetic ones are
+# generated.  Synthetic data never stands in for missing real data: a real data set whose
+# files are missing stops the run with a message saying which files to put where.
+
+
+rule ingest_real:
+    """Real annotations + I3D features -> the canonical data set."""
+    input:
+        unpack(real_raw_inputs),
+    output:
+        gt=canonical("{dataset}", "ground_truth.json"),
+        features=canonical("{dataset}", "features.npy"),
+        index=canonical("{dataset}", "features_index.json"),
+    params:
+        fmt=lambda wc: DATASETS[wc.dataset]["format"],
+        outdir=lambda wc, output: str(Path(output.gt).parent),
+    log:
+        "logs/data/{dataset}/ingest.log",
+    wildcard_constraints:
+        dataset=_alternatives(REAL),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=16000,
+        runtime=30,
+    shell:
+        "python -m wtal_training.datasets ingest --format {params.fmt} --dataset {wildcards.dataset}"
+        " --annotations {input.annotations:q} --features {input.features:q}"
+        " --output {params.outdir} --log {log}"
+
+
+rule ingest_structure:
+    """Real annotation files only (no features): the structure a synthetic set imitates."""
+    input:
+        annotations=lambda wc: DATASETS[DATASETS[wc.dataset]["structure"]]["annotations"],
+    output:
+        gt="data/{dataset}/structure/ground_truth.json",
+    params:
+        structure=lambda wc: DATASETS[wc.dataset]["structure"],
+        fmt=lambda wc: DATASETS[DATASETS[wc.dataset]["structure"]]["format"],
+        outdir=lambda wc, output: str(Path(output.gt).parent),
+    log:
+        "logs/data/{dataset}/ingest_structure.log",
+    wildcard_constraints:
+        dataset=_alternatives(SYNTHETIC),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "python -m wtal_training.datasets ingest --format {params.fmt} --dataset {params.structure}"
+        " --annotations {input.annotations:q} --no-features --output {params.outdir} --log {log}"
+
+
+rule synthesize:
+    """Generated features (and scripts of what each video shows) for a synthetic set."""
+    input:
+        structure="data/{dataset}/structure/ground_truth.json",
+        config=config.get("synthetic_config", "config/synthetic.yaml"),
+    output:
+        gt=canonical("{dataset}", "ground_truth.json"),
+        features=canonical("{dataset}", "features.npy"),
+        index=canonical("{dataset}", "features_index.json"),
+        scripts=canonical("{dataset}", "scripts.json"),
+    params:
+        args=synth_params,
+        outdir=lambda wc, output: str(Path(output.gt).parent.parent),
+    log:
+        "logs/data/{dataset}/synth.log",
+    wildcard_constraints:
+        dataset=_alternatives(SYNTH_NO_VIDEOS),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "python -m wtal_training.datasets synth {params.args} --structure {input.structure}"
+        " --output {params.outdir} --log {log}"
+
+
+rule synthesize_with_videos:
+    """As `synthesize`, plus short mp4 files rendered from each script (the demo)."""
+    input:
+        structure="data/{dataset}/structure/ground_truth.json",
+        config=config.get("synthetic_config", "config/synthetic.yaml"),
+    output:
+        gt=canonical("{dataset}", "ground_truth.json"),
+        features=canonical("{dataset}", "features.npy"),
+        index=canonical("{dataset}", "features_index.json"),
+        scripts=canonical("{dataset}", "scripts.json"),
+        videos=directory("data/{dataset}/videos"),
+    params:
+        args=synth_params,
+        outdir=lambda wc, output: str(Path(output.gt).parent.parent),
+    log:
+        "logs/data/{dataset}/synth.log",
+    wildcard_constraints:
+        dataset=_alternatives(SYNTH_WITH_VIDEOS),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "python -m wtal_training.datasets synth {params.args} --structure {input.structure}"
+        " --output {params.outdir} --videos --log {log}"
+
+
+rule check_videos:
+    """Real videos are user-provided: fail early, listing every missing file and its place."""
+    input:
+        gt=canonical("{dataset}", "ground_truth.json"),
+    output:
+        "results/checks/{dataset}/videos.json",
+    params:
+        videos=lambda wc: DATASETS[wc.dataset]["videos"],
+        subset="train",
+    log:
+        "logs/data/{dataset}/check_videos.log",
+    wildcard_constraints:
+        dataset=_alternatives(REAL),
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/check_videos.py"

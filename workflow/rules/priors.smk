@@ -1,0 +1,69 @@
+# Prior generation: the MLLM describes every training video (scattered over shards, one
+# job each, then gathered into one Parquet), then the descriptions become text priors.
+# Paths carry {dataset} and {mllm}; prompts and generation knobs are params, so editing
+# a prompt or switching the MLLM reruns this chain and what follows, nothing before it.
+
+
+rule generate_priors_shard:
+    """One shard of the training videos through the MLLM (a GPU job for model backends)."""
+    input:
+        unpack(video_inputs),
+        gt=ground_truth,
+    output:
+        "results/priors/{dataset}/{mllm}/shards/shard-{shard}-of-{nshards}.parquet",
+    params:
+        args=generate_params,
+        videos=lambda wc: videos_dir(wc.dataset),
+    log:
+        "logs/priors/{dataset}/{mllm}/generate-{shard}-of-{nshards}.log",
+    conda:
+        "../../envs/priors.yaml"
+    threads: 2
+    resources:
+        gpu=lambda wc: 1 if MLLMS[wc.mllm]["gpu"] else 0,
+        mem_mb=lambda wc: 64000 if MLLMS[wc.mllm]["gpu"] else 4000,
+        runtime=lambda wc: 360 if MLLMS[wc.mllm]["gpu"] else 30,
+    shell:
+        "python -m prior_generation generate --ground-truth {input.gt} --videos {params.videos:q}"
+        " {params.args} --shard {wildcards.shard}/{wildcards.nshards}"
+        " --output {output} --log {log}"
+
+
+rule merge_priors:
+    """Gather the shards into one descriptions.parquet per (dataset, MLLM)."""
+    input:
+        gt=ground_truth,
+        shards=shard_paths,
+    output:
+        "results/priors/{dataset}/{mllm}/descriptions.parquet",
+    log:
+        "logs/priors/{dataset}/{mllm}/merge.log",
+    conda:
+        "../../envs/priors.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "python -m prior_generation merge --ground-truth {input.gt} --shards {input.shards}"
+        " --output {output} > {log} 2>&1"
+
+
+rule text_priors:
+    """Tokenise, mask and embed the descriptions; meta.json marks the folder complete."""
+    input:
+        "results/priors/{dataset}/{mllm}/descriptions.parquet",
+    output:
+        "results/priors/{dataset}/{mllm}/text_priors/meta.json",
+    params:
+        args=text_prior_params,
+        outdir=lambda wc, output: str(Path(output[0]).parent),
+    log:
+        "logs/priors/{dataset}/{mllm}/text_priors.log",
+    conda:
+        "../../envs/priors.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m prior_generation.text_priors build --descriptions {input}"
+        " --output-dir {params.outdir} {params.args} --log {log}"
