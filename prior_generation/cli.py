@@ -20,20 +20,17 @@ log = logging.getLogger("prior_generation")
 
 def setup_logging(log_file: str | Path | None) -> None:
     """Log to stderr (warnings) and, in full, to ``log_file``."""
-    root = logging.getLogger("prior_generation")
-    root.setLevel(logging.INFO)
-    root.handlers.clear()
-    root.propagate = False
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.ERROR)
+    console.setLevel(logging.ERROR)  # the progress bar owns the terminal; the file has everything
     console.setFormatter(fmt)
-    root.addHandler(console)
+    handlers: list[logging.Handler] = [console]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
         handler.setFormatter(fmt)
-        root.addHandler(handler)
+        handlers.append(handler)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -67,7 +67,7 @@ def test_editing_a_prompt_reruns_that_chain(done, tmp_path):
 
 
 def test_training_knob_reruns_only_training_and_evaluation(done):
-    out = run(done, "-n", DEMO, "--config", "training={method: delu}").stdout
+    out = run(done, "-n", DEMO, "--config", "training={method: co2net}").stdout
     assert planned_jobs(out) == {"train": 2, "evaluate": 2, "aggregate_map": 1}
 
 

@@ -125,15 +125,20 @@ class _nullcontext:
         return False
 
 
-def build_objective(config: TrainConfig, base_method: BaseMethod, text_priors: Any = None, accelerator: Any = None):
-    """BaseObjective without plug-in modules, else the MLLM4WTAL objective (imported lazily)."""
+def build_objective(config: TrainConfig, base_method: BaseMethod, text_priors: Any = None, accelerator: Any = None,
+                    seed: int = 0):
+    """BaseObjective without plug-in modules, else the MLLM4WTAL objective (imported lazily).
+
+    ``seed`` is the protocol seed: the plug-ins' text sampling follows it, so seeds differ
+    in their text draws as they do in their batches.
+    """
     if not config.modules:
         return BaseObjective(config, base_method, accelerator)
     from .mllm4wtal import build_mllm4wtal_objective
 
     if text_priors is None:
         raise TrainingError(f"modules {config.modules} need text priors: pass --text-priors DIR")
-    return build_mllm4wtal_objective(config, base_method, text_priors)
+    return build_mllm4wtal_objective({**config.to_dict(), "seed": seed}, base_method, text_priors)
 
 
 @torch.inference_mode()
@@ -238,7 +243,7 @@ def train_seed(
     np.random.seed(seed)
     device = data.train.device
     model = build_base_method(config, data.train.feature_dim, data.num_classes).to(device)
-    objective = build_objective(config, model, text_priors, accelerator)
+    objective = build_objective(config, model, text_priors, accelerator, seed=seed)
     sampler = BatchSampler(data.train, config.batch_size, config.num_similar, config.max_seqlen, seed + 1000 * rank)
     writer = SummaryWriter(log_dir=str(output_dir / "tensorboard")) if is_main else None
     rows: list[dict[str, Any]] = []

@@ -51,7 +51,8 @@ rule merge_priors:
 rule text_priors:
     """Tokenise, mask and embed the descriptions; meta.json marks the folder complete."""
     input:
-        "results/priors/{dataset}/{mllm}/descriptions.parquet",
+        descriptions="results/priors/{dataset}/{mllm}/descriptions.parquet",
+        gt=ground_truth,
     output:
         "results/priors/{dataset}/{mllm}/text_priors/meta.json",
     params:
@@ -65,5 +66,5 @@ rule text_priors:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m prior_generation.text_priors build --descriptions {input}"
-        " --output-dir {params.outdir} {params.args} --log {log}"
+        "python -m prior_generation.text_priors build --descriptions {input.descriptions}"
+        " --ground-truth {input.gt} --output-dir {params.outdir} {params.args} --log {log}"

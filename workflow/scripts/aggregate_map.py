@@ -1,6 +1,6 @@
 """Summarise per-seed evaluations into results/{dataset}_map.json and an HTML table.
 
-Mean and standard deviation (population std over seeds, ddof=0) of the mAP at every tIoU
+Mean and sample standard deviation (over seeds, ddof=1, as the trainer's results.json; 0 for one seed) of the mAP at every tIoU
 and of every tIoU-range average, with the data set, the MLLM and the configuration that
 produced them.  Run by the `aggregate_map` rule (Snakemake `script:`); also importable.
 """
@@ -53,7 +53,9 @@ def read_seed_map(path) -> tuple[dict, dict]:
 
 def _mean_std(values):
     mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def summarise(paths, seeds, dataset, kind, config) -> dict:

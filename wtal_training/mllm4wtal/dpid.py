@@ -300,7 +300,7 @@ class MLLM4WTALObjective:
         distill = masked_mse(res["attention"], a_ksm.detach(), batch.mask)
         loss = l_csr + cfg["lambda2"] * distill
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"rec-phase loss is not finite: csr {float(l_csr.detach())}, distill {float(distill.detach())}")
+            _non_finite(f"rec-phase loss is not finite: csr {float(l_csr.detach())}, distill {float(distill.detach())}")
         self._clip_and_step("rec", loss)
         return {"csr_loss": float(l_csr.detach()), "distill_rec": float(distill.detach()), "rec_loss": float(loss.detach())}
 
