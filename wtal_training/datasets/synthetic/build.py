@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from ..canonical import DatasetError, atomic_write_json, write_features, write_ground_truth
@@ -98,7 +99,7 @@ class LazyFeatures(MappingABC):
         self._bar.close()
 
 
-def generate_dataset(
+def _generate_dataset(
     structure: Mapping[str, Any],
     cfg: Mapping[str, Any],
     output: str | Path,
@@ -215,3 +216,14 @@ def generate_dataset(
     }
     log.info("generated %s", summary)
     return summary
+
+
+def generate_dataset(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Write the synthetic set (see :func:`_generate_dataset`) with one BLAS thread.
+
+    A float32 matrix product's last bits depend on how many threads split it, and
+    Snakemake sets each job's thread count; generating on one BLAS thread keeps the
+    features byte-identical for a seed on any machine and under any scheduler.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _generate_dataset(*args, **kwargs)
