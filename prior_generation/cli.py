@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--revision", help="hub revision of --model")
     g.add_argument("--scripts", type=Path, help="canonical/scripts.json (synthetic backend)")
     g.add_argument("--num-frames", type=int, default=16, help="frames shown per video (default 16)")
-    g.add_argument("--target-fps", type=float, help="sample at this rate instead of uniformly (capped at --num-frames)")
+    g.add_argument("--target-fps", type=float,
+                   help="sample at this rate instead of uniformly (at most --num-frames, spread over the video)")
     g.add_argument("--batch-size", type=int, default=8, help="requests per generate call (default 8)")
     g.add_argument("--max-new-tokens-key", type=int, default=64)
     g.add_argument("--max-new-tokens-complete", type=int, default=256)

@@ -11,8 +11,10 @@ Why these choices (anchors.md §6):
   bounded queue, so the model never waits on the decoder and memory stays bounded.
 
 Sampling: ``num_frames`` uniformly spaced frames (the centre of each of N equal
-bins), or, with ``target_fps``, one frame every ``fps / target_fps`` frames, capped at
-``num_frames``.  A video shorter than N frames repeats frames so every video yields
+bins), or, with ``target_fps``, one frame every ``fps / target_fps`` frames; when that
+gives more than ``num_frames``, ``num_frames`` of them spread over the whole video (never
+just its opening seconds), and when it gives fewer, the uniform rule.  A video shorter
+than N frames repeats frames so every video yields
 exactly N (batched processors want equal frame counts).  Indices are frame numbers in
 the decoded stream (0-based); ``fps`` is the container's average frame rate.
 """
@@ -57,10 +59,11 @@ def sample_indices(total_frames: int, num_frames: int, fps: float | None = None,
         if target_fps <= 0:
             raise ValueError(f"target_fps must be positive, got {target_fps}")
         step = max((fps or target_fps) / target_fps, 1.0)
-        idx = np.arange(0.0, total_frames, step)[:num_frames]
+        idx = np.arange(0.0, total_frames, step)
         if len(idx) < num_frames:  # short video: fall back to uniform so the count stays N
             return sample_indices(total_frames, num_frames)
-        return [int(i) for i in idx]
+        pick = np.floor((np.arange(num_frames) + 0.5) * len(idx) / num_frames).astype(int)  # cover the video
+        return [int(idx[i]) for i in pick]
     bins = (np.arange(num_frames) + 0.5) * total_frames / num_frames
     return [int(min(total_frames - 1, i)) for i in np.floor(bins)]
 

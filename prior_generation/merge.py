@@ -3,7 +3,8 @@
 Duplicates (a video processed by two shard runs) are resolved per key: a successful
 row beats a failed one, then the most recent wins.  The merged file must hold exactly
 one successful row for every (training video, label, kind) of the ground truth, all
-rows of one kind under one prompt hash, backend and model; otherwise a
+rows of one kind under one prompt hash, backend, model, revision and generation
+parameters; otherwise a
 :class:`~prior_generation.store.PriorsFileError` lists what is missing, failed or mixed.
 """
 
@@ -63,11 +64,11 @@ def merge_shards(ground_truth: str | Path, shards: Sequence[str | Path], output:
     if failed and not allow_errors:
         problems.append(f"{len(failed)} row(s) failed (rerun generate, or pass --allow-errors):{_listing(failed)}")
     for kind in ("key", "complete"):
-        combos = {(r["prompt_hash"], r["backend"], r["model"], r["generation_params"])
+        combos = {(r["prompt_hash"], r["backend"], r["model"], r["model_revision"], r["generation_params"])
                   for k, r in best.items() if k[2] == kind and k in expected_set}
         if len(combos) > 1:
-            problems.append(f"'{kind}' rows come from {len(combos)} different prompt/backend/model/params settings; "
-                            "regenerate the stale shards")
+            problems.append(f"'{kind}' rows come from {len(combos)} different prompt/backend/model/revision/params "
+                            "settings; regenerate the stale shards")
     if problems:
         raise PriorsFileError(f"merge into {output} against {ground_truth}:\n" + "\n".join(problems))
     rows = [best[k] for k in sorted(expected)]

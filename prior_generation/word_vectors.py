@@ -68,7 +68,7 @@ def _load_kumo(restrict_to: set[str] | None) -> WordVectors:
 
 
 def _load_text(path: Path, restrict_to: set[str] | None) -> WordVectors:
-    if not path.exists():
+    if not path.is_file():
         raise WordVectorError(f"{path}: word-vector file not found")
     words: list[str] = []
     rows: list[np.ndarray] = []

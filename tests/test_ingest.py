@@ -200,6 +200,11 @@ def test_missing_annotation_file(tmp_path):
     expect_error(tmp_path, "duration.npy", "not found", annotations=ann)
 
 
+def test_missing_annotation_folder_is_named_first(tmp_path):
+    expect_error(tmp_path, str(tmp_path / "Thumos14reduced-Annotations"), "annotation folder not found",
+                 annotations=tmp_path / "Thumos14reduced-Annotations")
+
+
 def test_missing_features_file(tmp_path):
     ann, _, _ = make_wtalc(tmp_path / "raw", features=False)
     expect_error(tmp_path, "Thumos14reduced-I3D-JOINTFeatures.npy", "--no-features", annotations=ann)

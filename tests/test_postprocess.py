@@ -62,3 +62,14 @@ def test_soft_nms_gaussian_decay_and_groups_independent():
     out = batched_soft_nms([group, other], sigma=0.3)
     assert np.allclose(out[0], [1.0, 0.8 * math.exp(-1 / 0.3), 0.5])
     assert np.allclose(out[1], [0.3])
+
+
+def test_short_proposals_dropped_after_soft_nms_as_delu():
+    cas, att = constructed()
+    att[40] = 0.95  # a one-snippet run
+    cas[40, 1] = 5.0
+    keep_all = predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig())
+    assert any(p["segment"] == [20.0, 20.5] for p in keep_all["results"]["v1"])
+    delu = predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(min_proposal_length=1.0))
+    segs = [p["segment"] for p in delu["results"]["v1"]]
+    assert [20.0, 20.5] not in segs and [5.0, 10.0] in segs

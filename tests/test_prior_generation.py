@@ -108,7 +108,9 @@ def test_sample_indices_uniform_sorted_and_short_videos():
     assert frames_mod.sample_indices(100, 4) == [12, 37, 62, 87]
     short = frames_mod.sample_indices(3, 8)
     assert len(short) == 8 and short == sorted(short) and max(short) <= 2
-    assert frames_mod.sample_indices(100, 4, fps=25.0, target_fps=5.0) == [0, 5, 10, 15]
+    assert frames_mod.sample_indices(20, 4, fps=25.0, target_fps=5.0) == [0, 5, 10, 15]
+    # more frames at the target rate than N: N of them spread over the whole video, not its start
+    assert frames_mod.sample_indices(100, 4, fps=25.0, target_fps=5.0) == [10, 35, 60, 85]
 
 
 def test_prefetch_decodes_native_size_and_reports_errors(dataset):

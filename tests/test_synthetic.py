@@ -123,6 +123,7 @@ def test_demo_is_a_deterministic_subset_with_same_scripts(tmp_path, cfg, structu
     full_gt = load_ground_truth(out / "canonical")
     narrow = int(cfg["demo"]["dim_per_modality"])
     assert demo.feature_dim == 2 * narrow < full.feature_dim
+    assert demo.modalities == {"rgb": (0, narrow), "flow": (narrow, 2 * narrow)}
     for vid in chosen:
         # Same scripts, segments and snippet counts as in the full set; narrower features.
         assert gt["database"][vid]["annotations"] == full_gt["database"][vid]["annotations"]

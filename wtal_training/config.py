@@ -59,6 +59,7 @@ class TrainConfig:
     nms_sigma: float = 0.3
     loc_score_threshold: float = 0.1  # for extras["loc_scores"] proposals
     max_proposals_per_class: int = 200
+    min_proposal_length: float = 0.0  # keep segments longer than this (snippets), after soft-NMS; DELU's test.py: 1
     filter_ambiguous: bool = False  # drop predictions overlapping gt["ambiguous"] (CO2/DELU do on THUMOS14)
     tiou_thresholds: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
     # MLLM4WTAL plug-ins (empty = plain base method)

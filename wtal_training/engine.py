@@ -138,6 +138,13 @@ def build_objective(config: TrainConfig, base_method: BaseMethod, text_priors: A
 
     if text_priors is None:
         raise TrainingError(f"modules {config.modules} need text priors: pass --text-priors DIR")
+    # The plug-in objective runs its own optimizers outside accelerate: no gradient averaging
+    # across processes and no autocast.  Refuse the first, say so for the second.
+    if accelerator is not None and accelerator.num_processes > 1:
+        raise TrainingError(f"modules {config.modules} do not support multi-process training yet "
+                            f"({accelerator.num_processes} processes): run them on one device")
+    if config.mixed_precision != "no":
+        log.warning("mixed_precision=%s is ignored with modules %s (they train in fp32)", config.mixed_precision, config.modules)
     return build_mllm4wtal_objective({**config.to_dict(), "seed": seed}, base_method, text_priors)
 
 

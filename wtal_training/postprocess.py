@@ -2,11 +2,12 @@
 
 Per video: attention-weighted CAS -> video class scores (softmax of the mean of the top
 T // 10 snippets); keep classes scoring >= 0.2, else the best one; threshold the
-attention at ``linspace(0.1, 0.9, 20)``; every run of snippets above a threshold is a
+attention at ``linspace(0.1, 0.9, n)`` (n = 20 DELU, 10 CO2-Net); every run of snippets above a threshold is a
 proposal for every kept class, scored by outer-inner contrast (inner mean - mean over
 margins of 0.25 x length on both sides, + 0.2 x video score).  Optional anchor-free
 proposals come from ``loc_scores`` / ``loc_offsets`` (a localization head).  Gaussian
-soft-NMS (sigma 0.3) per (video, class), batched across all groups at once.  All
+soft-NMS (sigma 0.3) per (video, class), batched across all groups at once; then segments
+of at most ``min_proposal_length`` snippets are dropped (DELU: 1; CO2-Net: none).  All
 segment arithmetic is in snippets; conversion to seconds uses the data set's
 ``snippet_seconds`` and happens once, at the end.
 """
@@ -180,9 +181,12 @@ def predictions_from_outputs(
             groups.append((props.start[sel], props.end[sel], props.score[sel]))
             keys.append((vid, int(c)))
     decayed = batched_soft_nms(groups, sigma=config.nms_sigma)
+    min_length = float(getattr(config, "min_proposal_length", 0.0))
     results: dict[str, list[dict[str, Any]]] = {vid: [] for vid in outputs}
     for (vid, c), (st, en, _), sc in zip(keys, groups, decayed):
         duration = float(gt["database"][vid]["duration"])
+        keep = (en - st) > min_length  # after soft-NMS, in snippets, as DELU's test.py
+        st, en, sc = st[keep], en[keep], sc[keep]
         for a, b, p in zip(st * seconds, np.minimum(en * seconds, duration), sc):
             results[vid].append({"label": classes[c], "score": float(p), "segment": [round(float(a), 3), round(float(b), 3)]})
     for vid in results:

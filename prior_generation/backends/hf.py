@@ -57,15 +57,19 @@ class HFBackend(Backend):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        cuda = torch.cuda.is_available() and self.device_name in (None, "cuda", "auto")
-        dtype = getattr(torch, self.dtype_name) if self.dtype_name else (torch.bfloat16 if cuda else torch.float32)
+        wants_cuda = self.device_name in (None, "auto") or str(self.device_name).startswith("cuda")
+        cuda = torch.cuda.is_available() and wants_cuda  # "cuda:1" too: bf16 and accelerate placement
+        default = torch.bfloat16 if cuda else torch.float32
+        dtype = getattr(torch, self.dtype_name, None) if self.dtype_name else default
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"--dtype {self.dtype_name!r}: not a torch dtype (e.g. bfloat16, float16, float32)")
         kwargs: dict[str, Any] = {"dtype": dtype}
         if self.revision:
             kwargs["revision"] = self.revision
         if self.attn_implementation:
             kwargs["attn_implementation"] = self.attn_implementation
-        if cuda:
-            kwargs["device_map"] = "auto"  # accelerate places the weights
+        if cuda:  # accelerate places the weights (over all cards, or on the one named)
+            kwargs["device_map"] = "auto" if self.device_name in (None, "auto", "cuda") else self.device_name
         self.processor = AutoProcessor.from_pretrained(self.model, revision=self.revision)
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"
@@ -94,8 +98,9 @@ class HFBackend(Backend):
         inputs = self.processor(text=texts, videos=videos, video_metadata=metadata, do_sample_frames=False,
                                 padding=True, return_tensors="pt")
         inputs = inputs.to(self.net.device)
-        for key, value in inputs.items():  # pixels follow the model dtype; ids stay integer
-            if torch.is_floating_point(value):
+        for key, value in inputs.items():  # pixels follow the model dtype; ids and timings stay as they are
+            # (Qwen2.5-VL's float ``second_per_grid_ts`` sets M-RoPE time positions: bf16 would round it)
+            if key.startswith("pixel_values") and torch.is_floating_point(value):
                 inputs[key] = value.to(self.net.dtype)
         limit = self.max_new_tokens[kind]
         torch.manual_seed(self.seed)

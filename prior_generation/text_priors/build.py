@@ -201,7 +201,8 @@ def build_text_priors(
         name_ids = vocab.encode(name_toks[c].words)
         t = tmpl_toks[c]
         t_ids = vocab.encode(t.words)
-        t_action = [pos == "VERB" or (not stop and w in class_words[c]) for w, pos, stop in zip(t.words, t.pos, t.stop)]
+        t_action = [pos == "VERB" or (not stop and (w in class_words[c] or lemma in class_words[c]))
+                    for w, lemma, pos, stop in zip(t.words, t.lemmas, t.pos, t.stop)]  # the rows' rule
         t_mask = mask_row(
             t_ids, mask_weights(t.pos, t_action, config.pos_weights, config.action_weight), config.mask_ratio,
             row_rng(config.seed, "<template>", c, templates[c]),

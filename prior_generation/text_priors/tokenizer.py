@@ -18,14 +18,12 @@ spaCy's multiprocessing for large inputs on a multi-core node.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from .config import TextPriorsError
 
 _NEEDED = ("tok2vec", "tagger", "attribute_ruler", "lemmatizer")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 @dataclass
@@ -73,9 +71,14 @@ def spacy_info(nlp) -> dict[str, str]:
 
 
 def humanize_class_name(name: str) -> str:
-    """'CleanAndJerk' -> 'clean and jerk'; 'Playing guitarra' -> 'playing guitarra'."""
-    text = _CAMEL.sub(" ", name.replace("_", " "))
-    return " ".join(text.split()).lower()
+    """'CleanAndJerk' -> 'clean and jerk'; 'Playing guitarra' -> 'playing guitarra'.
+
+    The very rule the prompts used (:func:`prior_generation.prompts.readable_class_name`),
+    so the class-name arm and the template name the class as the MLLM was asked about it.
+    """
+    from ..prompts import readable_class_name
+
+    return readable_class_name(name)
 
 
 def _is_word(text: str) -> bool:

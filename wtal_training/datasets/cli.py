@@ -142,7 +142,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        _log_to_files(f"error: {exc}")
         return 2
+
+
+def _log_to_files(message: str) -> None:
+    """Put a failure in the --log file too: that file is what Snakemake shows for a failed job."""
+    record = logging.makeLogRecord(
+        {"name": "wtal_training.datasets", "msg": message, "levelno": logging.ERROR, "levelname": "ERROR"}
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 if __name__ == "__main__":

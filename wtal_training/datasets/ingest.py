@@ -168,6 +168,8 @@ def ingest(
             raise DatasetError("--features (packed, videoname.npy order) only goes with --annotations")
     elif annotations is None:
         raise DatasetError(f"--format {fmt} needs --annotations DIR (the <Name>-Annotations folder)")
+    elif not Path(annotations).is_dir():  # before looking for the features next to it
+        raise DatasetError(f"{annotations}: annotation folder not found")
     if fmt == "wtalc" and not (no_features or feature_sources):
         features_file = find_wtalc_features(annotations, dataset)
 

@@ -36,7 +36,7 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``synth`` command's arguments to ``parser``."""
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="generator parameters (frozen YAML)")
     parser.add_argument("--size", choices=sorted(DATASET_NAMES), default="full",
-                        help="full: every video of the structure (thumos14-synth); demo: ~40 short videos")
+                        help="full: every video of the structure (thumos14-synth); demo: the shortest videos of each class (config demo.*)")
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the config's)")
     parser.add_argument("--structure", required=True,
                         help="canonical ground_truth.json of the real set whose structure is used")

@@ -181,7 +181,9 @@ def _generate_dataset(
     (canonical_dir / "ground_truth.json").unlink(missing_ok=True)
     lazy = LazyFeatures(model, timelines, seed, progress)
     try:
-        write_features(canonical_dir, lazy, source=f"synthetic features ({DATASET_NAMES[size]})")
+        half = model.dim // 2  # RGB half then flow half, also for the narrower demo features
+        write_features(canonical_dir, lazy, modalities={"rgb": (0, half), "flow": (half, model.dim)},
+                       source=f"synthetic features ({DATASET_NAMES[size]})")
     finally:
         lazy.close()
     t_features = time.perf_counter() - started - t_scripts
