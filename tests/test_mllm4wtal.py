@@ -227,3 +227,23 @@ def test_engine_config_object_and_checkpoint_round_trip():
     state = obj.inference_model().state_dict()
     rebuilt = build_inference_model({"mllm4wtal": SMALL}, TinyBase(16, 3))
     rebuilt.load_state_dict(state)  # strict: same keys and shapes as the trained inference model
+
+
+def test_base_method_is_clipped_as_in_its_baseline_run():
+    """Branch clipping must not touch the base method: "+modules" differs only in the modules."""
+    cfg = resolve_config({"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 1e-9}})
+    assert cfg["base_grad_clip"] == 0.0 and cfg["grad_clip"] == 1e-9
+    torch.manual_seed(0)
+    tp = FakeTextPriors()
+    batch = toy_batches(n=1)[0]
+    clipped = build_mllm4wtal_objective({"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 1e-9}},
+                                        TinyBase(batch.features.shape[-1], len(tp.classes)), tp)
+    torch.manual_seed(0)
+    free = build_mllm4wtal_objective({"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 0.0}},
+                                     TinyBase(batch.features.shape[-1], len(tp.classes)), tp)
+    free.base.load_state_dict(clipped.base.state_dict())
+    for objective in (clipped, free):
+        torch.manual_seed(1)  # same dropout masks in both steps
+        objective.step(batch, 1)
+    for a, b in zip(clipped.base.parameters(), free.base.parameters()):
+        torch.testing.assert_close(a, b)

@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "base_lr": None,  # None: same as lr; the engine's top-level lr (the base method's own) when given
     "csr_lr": None,  # None: same as lr
     "weight_decay": 1e-3,
-    "grad_clip": 10.0,
+    "grad_clip": 10.0,  # the branches (KSM, CSR, head), as Boosting-WTAL clips its branches
+    "base_grad_clip": 0.0,  # the base method: the engine's top-level grad_clip, as in the baseline run
     "lambda1": 1.5,
     "lambda2": 1.5,
     "mu1": 1.0,
@@ -103,7 +104,7 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
         config = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
     cfg = dict(DEFAULTS)
     for src, dst in (("modules", "modules"), ("seed", "seed"), ("lr", "base_lr"),
-                     ("weight_decay", "weight_decay"), ("k", "k_divisor")):
+                     ("weight_decay", "weight_decay"), ("k", "k_divisor"), ("grad_clip", "base_grad_clip")):
         if config.get(src) is not None:
             cfg[dst] = config[src]
     if isinstance(cfg["k_divisor"], float):
@@ -200,6 +201,7 @@ class MLLM4WTALObjective:
             self._optimizers["rec"] = torch.optim.Adam([p for p in self.csr.parameters() if p.requires_grad],
                                                        lr=cfg["csr_lr"] or lr, weight_decay=wd)
         self._inference = InferenceModel(base, self.head)
+        self._base_param_ids = {id(p) for p in base.parameters()}
 
     # -- TrainingObjective protocol -------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -242,9 +244,13 @@ class MLLM4WTALObjective:
         opt = self._optimizers[name]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg["grad_clip"]:
-            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, self.cfg["grad_clip"])
+        # The base method is clipped exactly as in its baseline run (so a "+modules" run
+        # differs from the baseline only in the modules); the branches by grad_clip.
+        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        for clip, group in ((self.cfg["base_grad_clip"], [p for p in params if id(p) in self._base_param_ids]),
+                            (self.cfg["grad_clip"], [p for p in params if id(p) not in self._base_param_ids])):
+            if clip and group:
+                torch.nn.utils.clip_grad_norm_(group, clip)
         opt.step()
 
     def _match_step(self, batch: Batch, iteration: int, rng: np.random.Generator):
