@@ -102,8 +102,8 @@ class BaseObjective:
         with autocast:
             output = self.model(batch.features, batch.mask)
             loss, parts = self.base_method.loss(output, batch, iteration)
-        if not torch.isfinite(loss).item():
-            raise TrainingError(f"non-finite loss ({loss.item()}) at iteration {iteration}")
+        # No finiteness check here: a `.item()` per iteration would stall a GPU pipeline.
+        # The engine watches the returned "loss" tensor on the device (see train_seed).
         self.optimizer.zero_grad(set_to_none=True)
         if self.accelerator is not None:
             self.accelerator.backward(loss)
@@ -257,11 +257,23 @@ def train_seed(
     pending: dict[str, list] = {}
     last_good = (0, copy.deepcopy({k: v.detach().cpu() for k, v in objective.inference_model().state_dict().items()}))
     start = time.perf_counter()
+    # First iteration whose loss was not finite (0: none), kept on the device and read only
+    # at log and checkpoint times, so the loop never waits for the GPU.
+    first_bad = torch.zeros((), dtype=torch.long, device=device)
     bar = tqdm(range(1, config.iterations + 1), desc=f"seed {seed}", disable=not (progress and is_main), mininterval=2.0)
     for iteration in bar:
         batch = sampler.sample()
         try:
             logs = objective.step(batch, iteration)
+            loss = logs.get("loss")
+            if isinstance(loss, torch.Tensor):
+                bad_now = (first_bad == 0) & ~torch.isfinite(loss.detach().to(device))
+                first_bad = torch.where(bad_now, torch.full_like(first_bad, iteration), first_bad)
+            if iteration % config.checkpoint_every == 0 or iteration % config.log_every == 0 \
+                    or iteration == config.iterations:
+                bad = int(first_bad.item())
+                if bad:
+                    raise TrainingError(f"non-finite loss at iteration {bad}")
         except TrainingError as exc:
             good_iter, good_state = last_good
             inference = copy.deepcopy(objective.inference_model()).cpu()

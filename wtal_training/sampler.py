@@ -13,6 +13,7 @@ which up-samples short videos and down-samples long ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence as SequenceABC
 from typing import Sequence
 
 import numpy as np
@@ -68,6 +69,30 @@ class DeviceFeatureSet:
     def video(self, i: int) -> torch.Tensor:
         off, n = int(self.offsets[i]), int(self.lengths[i])
         return self.features[off : off + n]
+
+
+class LazyVideoIds(SequenceABC):
+    """The batch's video ids as a list, computed from the device index tensor on first use."""
+
+    def __init__(self, index: torch.Tensor, names: list[str]) -> None:
+        self._index, self._names, self._ids = index, names, None
+
+    def _resolve(self) -> list[str]:
+        if self._ids is None:
+            self._ids = [self._names[i] for i in self._index.tolist()]
+        return self._ids
+
+    def __getitem__(self, item):
+        return self._resolve()[item]
+
+    def __len__(self) -> int:
+        return int(self._index.shape[0])
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(self._resolve())
 
 
 def random_perturb_indices(lengths: torch.Tensor, num_segments: int, generator: torch.Generator) -> torch.Tensor:
@@ -126,5 +151,7 @@ class BatchSampler:
         rows = (d.offsets[videos].unsqueeze(1) + idx).reshape(-1)
         features = d.features.index_select(0, rows).reshape(len(videos), self.max_seqlen, -1)
         mask = torch.ones(features.shape[:2], dtype=torch.bool, device=d.device)
-        video_ids = [d.video_ids[i] for i in videos.tolist()]  # plug-ins look up text priors by id
+        # Plug-ins look up text priors by id; resolved only when read, so a plain base
+        # method never copies indices to the host (a GPU sync) in its training loop.
+        video_ids = LazyVideoIds(videos, d.video_ids)
         return Batch(features=features, mask=mask, labels=d.labels[videos], video_ids=video_ids, extras={"video_index": videos})

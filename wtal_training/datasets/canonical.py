@@ -134,17 +134,22 @@ def write_ground_truth(directory: str | os.PathLike, gt: Mapping[str, Any]) -> P
     return path
 
 
+def read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file; a missing or malformed file is a :class:`DatasetError` naming it."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+
+
 def load_ground_truth(path: str | os.PathLike) -> dict[str, Any]:
     """Load ``ground_truth.json`` (a file, or the canonical folder holding it)."""
     path = Path(path)
     if path.is_dir():
         path = path / GROUND_TRUTH_FILE
-    if not path.exists():
-        raise DatasetError(f"{path}: ground truth file not found")
-    try:
-        gt = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+    gt = read_json(path, "ground truth file")
     validate_ground_truth(gt, str(path))
     return gt
 

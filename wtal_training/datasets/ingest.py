@@ -18,7 +18,6 @@ folder.  Every bad input raises :class:`~.canonical.DatasetError` naming file an
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,6 +30,7 @@ from .canonical import (
     FeatureStore,
     check_consistency,
     load_ground_truth,
+    read_json,
     write_features,
     write_ground_truth,
 )
@@ -58,12 +58,7 @@ FORMATS = ("wtalc", "um", "per-video")
 def load_durations(path: str | Path) -> dict[str, float]:
     """Durations in seconds from a JSON file: ``{video: seconds}`` or a canonical/ActivityNet ground truth."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: durations file not found")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+    raw = read_json(path, "durations file")
     if isinstance(raw, dict) and isinstance(raw.get("database"), dict):
         raw = {v: e.get("duration") for v, e in raw["database"].items()}
     if not isinstance(raw, dict):

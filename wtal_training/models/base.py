@@ -17,7 +17,7 @@ Shapes: B videos, T snippets, D feature dims (2048 = RGB 1024 + flow 1024), C cl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ class Batch:
     features: torch.Tensor  # (B, T, D) float32
     mask: torch.Tensor  # (B, T) bool, True on real snippets
     labels: torch.Tensor  # (B, C) float multi-hot video-level labels
-    video_ids: list[str]
+    video_ids: Sequence[str]  # may resolve lazily from a device index (see sampler.LazyVideoIds)
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. text-prior token ids
 
 
