@@ -58,3 +58,14 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
         for call in calls:
             assert "--gpus=1" in call, call
             assert call[call.index("-p") + 1].strip("'") == "gpu"
+
+    # The same rule without a GPU (training on the CPU) goes to the CPU partition, no --gpus.
+    cpu_extra = ["--config", "mllm=qwen2.5-vl-7b", "datasets={demo: {training: {device: cpu}}}"]
+    before = len(_calls(tmp_path))
+    proc = run(root, *SLURM, "--keep-going", "--forcerun", "train", "--until", "train",
+               "results/demo_map.json", *cpu_extra, env=_env(tmp_path), check=False, timeout=240)
+    calls = _calls(tmp_path)[before:]
+    assert [_rule(c) for c in calls] == ["train", "train"], proc.stdout[-3000:]
+    for call in calls:
+        assert not any(a.startswith("--gpus") for a in call), call
+        assert call[call.index("-p") + 1].strip("'") == "cpu"

@@ -252,6 +252,18 @@ def train_params(wildcards):
     return " ".join([args, *overrides])
 
 
+def prior_gpu(wildcards):
+    return 1 if MLLMS[wildcards.mllm]["gpu"] else 0
+
+
+def slurm_partition(uses_gpu):
+    """Cluster partition of a job that may or may not ask for a GPU (config `slurm`)."""
+    partitions = config.get("slurm") or {}
+    if uses_gpu:
+        return partitions.get("gpu_partition", "gpu")
+    return partitions.get("cpu_partition", "cpu")
+
+
 def train_gpu(wildcards):
     return 0 if training_cfg(wildcards.dataset)["device"] == "cpu" else 1
 

@@ -20,9 +20,10 @@ rule generate_priors_shard:
         "../../envs/priors.yaml"
     threads: 2
     resources:
-        gpu=lambda wc: 1 if MLLMS[wc.mllm]["gpu"] else 0,
-        mem_mb=lambda wc: 64000 if MLLMS[wc.mllm]["gpu"] else 4000,
-        runtime=lambda wc: 360 if MLLMS[wc.mllm]["gpu"] else 30,
+        gpu=prior_gpu,
+        mem_mb=lambda wc: 64000 if prior_gpu(wc) else 4000,
+        runtime=lambda wc: 360 if prior_gpu(wc) else 30,
+        slurm_partition=lambda wc: slurm_partition(prior_gpu(wc)),
     shell:
         "python -m prior_generation generate --ground-truth {input.gt} --videos {params.videos:q}"
         " {params.args} --shard {wildcards.shard}/{wildcards.nshards}"

@@ -33,6 +33,7 @@ rule train:
         gpu=train_gpu,
         mem_mb=lambda wc: 32000 if train_gpu(wc) else 4000,
         runtime=lambda wc: 60 if train_gpu(wc) else 30,
+        slurm_partition=lambda wc: slurm_partition(train_gpu(wc)),
     shell:
         "python -m wtal_training train --data {params.data} {params.args} --seeds {wildcards.seed}"
         " --output-dir {params.outdir} --log {log}"
