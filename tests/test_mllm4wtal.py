@@ -100,7 +100,7 @@ def test_any_module_subset_trains(modules):
     logs = obj.step(toy_batches(n=1)[0], 0)
     assert ("ksm_loss" in logs) == ("ksm" in modules)
     assert ("csr_loss" in logs) == ("csr" in modules)
-    assert "loc_loss" in logs and all(np.isfinite(v) for v in logs.values())
+    assert "loc_loss" in logs and all(np.isfinite(float(v)) for v in logs.values())
 
 
 def test_losses_decrease_on_a_tiny_set():
@@ -108,8 +108,8 @@ def test_losses_decrease_on_a_tiny_set():
     batches = toy_batches(n=4)
     history = [obj.step(batches[it % 4], it) for it in range(48)]
     for key in ("base_loss", "ksm_loss", "csr_loss", "loc_loss"):
-        first = np.mean([h[key] for h in history[:8]])
-        last = np.mean([h[key] for h in history[-8:]])
+        first = np.mean([float(h[key]) for h in history[:8]])
+        last = np.mean([float(h[key]) for h in history[-8:]])
         assert last < first, (key, first, last)
 
 
@@ -118,7 +118,7 @@ def test_training_is_deterministic_on_cpu():
     for _ in range(2):
         obj, _ = make(seed=3)
         batches = toy_batches(n=2)
-        logs = [obj.step(batches[it % 2], it) for it in range(3)]
+        logs = [{k: float(v) for k, v in obj.step(batches[it % 2], it).items()} for it in range(3)]
         runs.append((logs, {k: v.clone() for k, v in obj.inference_model().state_dict().items()}))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
@@ -200,7 +200,7 @@ def test_plugs_into_the_registered_base_methods(method):
         batch.labels[label_row, label_row // 2] = 1
     for it in range(2):
         logs = obj.step(batch, it)
-    assert np.isfinite(logs["match_loss"]) and np.isfinite(logs["rec_loss"])
+    assert np.isfinite(float(logs["match_loss"])) and np.isfinite(float(logs["rec_loss"]))
     with torch.no_grad():
         out = obj.inference_model().eval()(batch.features, batch.mask)
     assert out.extras["loc_offsets"].shape == (6, 24, 2)
@@ -247,3 +247,12 @@ def test_base_method_is_clipped_as_in_its_baseline_run():
         objective.step(batch, 1)
     for a, b in zip(clipped.base.parameters(), free.base.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_non_finite_loss_reaches_the_engine_check():
+    """The engine stops on logs["loss"]; a NaN batch must show up there."""
+    obj, _ = make()
+    batch = toy_batches(n=1)[0]
+    batch.features = batch.features * float("nan")
+    logs = obj.step(batch, 1)
+    assert not torch.isfinite(torch.as_tensor(logs["loss"]))

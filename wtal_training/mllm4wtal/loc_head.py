@@ -109,5 +109,5 @@ def localization_loss(cls_logits: torch.Tensor, offsets: torch.Tensor, cas: torc
     pooled = masked_topk_mean(cls_logits, mask, k_divisor)
     mil = F.binary_cross_entropy_with_logits(pooled, labels)
     total = focal + diou + mil
-    return total, {"loc_focal": float(focal.detach()), "loc_diou": float(diou.detach()),
-                   "loc_mil": float(mil.detach()), "loc_positive_fraction": float(positive.sum() / mask.sum().clamp(min=1))}
+    return total, {"loc_focal": focal.detach(), "loc_diou": diou.detach(), "loc_mil": mil.detach(),
+                   "loc_positive_fraction": (positive.sum() / mask.sum().clamp(min=1)).detach()}
