@@ -183,30 +183,43 @@ def write_features(
     features: Mapping[str, np.ndarray],
     modalities: Mapping[str, tuple[int, int]] | None = None,
     source: str = "features",
+    shapes: Mapping[str, tuple[int, int]] | None = None,
 ) -> Path:
     """Pack per-video (T, D) arrays into ``features.npy`` + ``features_index.json``.
 
     Written through temporary files and renamed, the index last, so a crash never leaves
-    an index that points into a truncated array.
+    an index that points into a truncated array.  Without ``shapes`` each video is read
+    twice (validate to size the file, then copy); with the (T, D) of every video known
+    ahead, each is read once, so a mapping that computes features on access (the
+    synthetic generator) computes them once.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     video_ids = sorted(features)
     if not video_ids:
         raise DatasetError(f"{source}: no videos to write")
-    feature_dim = None
+    if shapes is None:
+        feature_dim = None
+        lengths = {}
+        for vid in video_ids:
+            arr = validate_features(vid, features[vid], feature_dim, source)
+            feature_dim, lengths[vid] = arr.shape[1], int(arr.shape[0])
+    else:
+        feature_dim = int(shapes[video_ids[0]][1])
+        lengths = {vid: int(shapes[vid][0]) for vid in video_ids}
     index: dict[str, list[int]] = {}
     offset = 0
     for vid in video_ids:
-        arr = validate_features(vid, features[vid], feature_dim, source)
-        feature_dim = arr.shape[1]
-        index[vid] = [offset, int(arr.shape[0])]
-        offset += arr.shape[0]
+        index[vid] = [offset, lengths[vid]]
+        offset += lengths[vid]
     tmp = directory / f".{FEATURES_FILE}.tmp"
     packed = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(offset, feature_dim))
     for vid in video_ids:
         start, length = index[vid]
-        packed[start : start + length] = features[vid]
+        arr = features[vid] if shapes is None else validate_features(vid, features[vid], feature_dim, source)
+        if arr.shape[0] != length:
+            raise DatasetError(f"{source}: video '{vid}': {arr.shape[0]} snippets, expected {length}")
+        packed[start : start + length] = arr
     packed.flush()
     del packed
     os.replace(tmp, directory / FEATURES_FILE)

@@ -77,13 +77,18 @@ def select_demo_videos(gt: Mapping[str, Any], train_per_class: int = 1, test_per
 class LazyFeatures(MappingABC):
     """A read-only mapping video_id -> features computed on access (nothing held in memory).
 
-    ``canonical.write_features`` reads each video twice (validate, then copy); features
-    are a pure function of (seed, video_id), so both reads agree.
+    ``shapes`` gives every video's (T, D) from its timeline without computing features,
+    so ``canonical.write_features`` computes and writes each video once.
     """
 
     def __init__(self, model: FeatureModel, timelines: Mapping[str, Timeline], seed: int, progress: bool = True):
         self.model, self.timelines, self.seed = model, timelines, seed
-        self._bar = tqdm(total=2 * len(timelines), desc="features", unit="video", disable=not progress)
+        self._bar = tqdm(total=len(timelines), desc="features", unit="video", disable=not progress)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        fps = self.model.frames_per_snippet
+        return {vid: (tl.state.shape[0] // fps, self.model.dim) for vid, tl in self.timelines.items()}
 
     def __getitem__(self, video_id: str) -> np.ndarray:
         self._bar.update(1)
@@ -183,7 +188,7 @@ def _generate_dataset(
     try:
         half = model.dim // 2  # RGB half then flow half, also for the narrower demo features
         write_features(canonical_dir, lazy, modalities={"rgb": (0, half), "flow": (half, model.dim)},
-                       source=f"synthetic features ({DATASET_NAMES[size]})")
+                       source=f"synthetic features ({DATASET_NAMES[size]})", shapes=lazy.shapes)
     finally:
         lazy.close()
     t_features = time.perf_counter() - started - t_scripts
