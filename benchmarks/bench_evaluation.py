@@ -85,10 +85,14 @@ def main() -> None:
         t0 = time.perf_counter()
         result = evaluate_detection(gt, pred, subset="test", tiou_thresholds=THUMOS14_TIOU)
         times.append(time.perf_counter() - t0)
-    print(f"ground truth: {source}: {result['num_videos']} videos, {result['num_classes']} classes, "
-          f"{result['num_ground_truth']} segments; predictions: {result['num_predictions']}")
-    print(f"evaluate_detection @ tIoU 0.1:0.7:0.1: median {statistics.median(times):.3f} s "
-          f"(min {min(times):.3f}, max {max(times):.3f}, {args.repeats} runs)")
+    print(
+        f"ground truth: {source}: {result['num_videos']} videos, {result['num_classes']} classes, "
+        f"{result['num_ground_truth']} segments; predictions: {result['num_predictions']}"
+    )
+    print(
+        f"evaluate_detection @ tIoU 0.1:0.7:0.1: median {statistics.median(times):.3f} s "
+        f"(min {min(times):.3f}, max {max(times):.3f}, {args.repeats} runs)"
+    )
     print("mAP(%): " + "  ".join(f"{k}={100 * v:.2f}" for k, v in result["mAP"].items()))
 
 

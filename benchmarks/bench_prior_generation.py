@@ -34,7 +34,7 @@ def make_videos(root: Path, count: int, frames: int, width: int, height: int) ->
     """``count`` H.264 mp4 files and a canonical ground truth naming them (generated, not real)."""
     import imageio_ffmpeg
 
-    from wtal_training.datasets.canonical import write_ground_truth
+    from wtal_data.canonical import write_ground_truth
 
     videos = root / "videos"
     videos.mkdir(parents=True, exist_ok=True)
@@ -42,17 +42,36 @@ def make_videos(root: Path, count: int, frames: int, width: int, height: int) ->
     database = {}
     for i in range(count):
         vid = f"bench_{i:05d}"
-        writer = imageio_ffmpeg.write_frames(str(videos / f"{vid}.mp4"), (width, height), fps=25, codec="libx264",
-                                             pix_fmt_out="yuv420p", macro_block_size=16, ffmpeg_log_level="error")
+        writer = imageio_ffmpeg.write_frames(
+            str(videos / f"{vid}.mp4"),
+            (width, height),
+            fps=25,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            macro_block_size=16,
+            ffmpeg_log_level="error",
+        )
         writer.send(None)
         base = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
         for t in range(frames):
             writer.send(np.roll(base, t * 3, axis=1).tobytes())
         writer.close()
-        database[vid] = {"subset": "train", "duration": frames / 25, "fps": 25.0, "labels": ["CliffDiving"],
-                         "annotations": []}
-    gt = {"schema_version": 1, "dataset": "bench-generated", "synthetic": True, "classes": ["CliffDiving"],
-          "snippet_seconds": 0.64, "database": database, "ambiguous": {}}
+        database[vid] = {
+            "subset": "train",
+            "duration": frames / 25,
+            "fps": 25.0,
+            "labels": ["CliffDiving"],
+            "annotations": [],
+        }
+    gt = {
+        "schema_version": 1,
+        "dataset": "bench-generated",
+        "synthetic": True,
+        "classes": ["CliffDiving"],
+        "snippet_seconds": 0.64,
+        "database": database,
+        "ambiguous": {},
+    }
     write_ground_truth(root / "canonical", gt)
     return root / "canonical" / "ground_truth.json", videos
 
@@ -65,8 +84,10 @@ def build_backend(args):
 
     cuda = torch.cuda.is_available() and args.device != "cpu"
     config, processor = make_model(args.arch, seed=0, shape=args.shape, init=False)
-    model_cls = {"llava_next_video": "LlavaNextVideoForConditionalGeneration",
-                 "qwen2_vl": "Qwen2VLForConditionalGeneration"}[args.arch]
+    model_cls = {
+        "llava_next_video": "LlavaNextVideoForConditionalGeneration",
+        "qwen2_vl": "Qwen2VLForConditionalGeneration",
+    }[args.arch]
     import transformers
 
     dtype = torch.bfloat16 if cuda else torch.float32
@@ -76,8 +97,11 @@ def build_backend(args):
     net.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     net.generation_config.eos_token_id = processor.tokenizer.eos_token_id
     processor.tokenizer.padding_side = "left"
-    backend = HFBackend(f"random-{args.arch}-{args.shape}", num_frames=args.num_frames,
-                        max_new_tokens={"key": args.max_new_tokens_key, "complete": args.max_new_tokens_complete})
+    backend = HFBackend(
+        f"random-{args.arch}-{args.shape}",
+        num_frames=args.num_frames,
+        max_new_tokens={"key": args.max_new_tokens_key, "complete": args.max_new_tokens_complete},
+    )
     backend.processor, backend.net = processor, net
     backend._eos = {processor.tokenizer.eos_token_id}
     backend.load = lambda: None  # already built in memory
@@ -112,19 +136,34 @@ def main(argv=None) -> int:
         gt, videos = make_videos(root, args.videos, args.video_frames, args.width, args.height)
         backend, params, cuda = build_backend(args)
         device = torch.cuda.get_device_name() if cuda else f"CPU ({args.threads} thread(s))"
-        print(f"# {args.arch} shape={args.shape} ({params / 1e6:.1f} M params) on {device}; {args.videos} videos "
-              f"{args.width}x{args.height}, {args.num_frames} frames, max_new_tokens key/complete "
-              f"{args.max_new_tokens_key}/{args.max_new_tokens_complete}")
+        print(
+            f"# {args.arch} shape={args.shape} ({params / 1e6:.1f} M params) on {device}; {args.videos} videos "
+            f"{args.width}x{args.height}, {args.num_frames} frames, max_new_tokens key/complete "
+            f"{args.max_new_tokens_key}/{args.max_new_tokens_complete}"
+        )
         results = []
         # warm-up (kernels, allocator) on a throwaway run
-        warm = GenerateConfig(ground_truth=gt, videos=videos, output=root / "warm.parquet", backend="hf",
-                              num_frames=args.num_frames, batch_size=2, shard=(0, max(1, args.videos // 2)))
+        warm = GenerateConfig(
+            ground_truth=gt,
+            videos=videos,
+            output=root / "warm.parquet",
+            backend="hf",
+            num_frames=args.num_frames,
+            batch_size=2,
+            shard=(0, max(1, args.videos // 2)),
+        )
         Runner(warm, backend).run()
         for batch in [int(b) for b in args.batch_sizes.split(",")]:
-            cfg = GenerateConfig(ground_truth=gt, videos=videos, output=root / f"b{batch}.parquet", backend="hf",
-                                 num_frames=args.num_frames, batch_size=batch,
-                                 max_new_tokens_key=args.max_new_tokens_key,
-                                 max_new_tokens_complete=args.max_new_tokens_complete)
+            cfg = GenerateConfig(
+                ground_truth=gt,
+                videos=videos,
+                output=root / f"b{batch}.parquet",
+                backend="hf",
+                num_frames=args.num_frames,
+                batch_size=batch,
+                max_new_tokens_key=args.max_new_tokens_key,
+                max_new_tokens_complete=args.max_new_tokens_complete,
+            )
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
@@ -134,15 +173,29 @@ def main(argv=None) -> int:
                 torch.cuda.synchronize()
             wall = time.perf_counter() - start
             peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
-            row = {"batch_size": batch, "videos": args.videos, "rows": summary.total, "seconds": wall,
-                   "videos_per_s": args.videos / wall, "rows_per_s": summary.total / wall, "peak_gib": peak,
-                   "failed": len(summary.failures)}
+            row = {
+                "batch_size": batch,
+                "videos": args.videos,
+                "rows": summary.total,
+                "seconds": wall,
+                "videos_per_s": args.videos / wall,
+                "rows_per_s": summary.total / wall,
+                "peak_gib": peak,
+                "failed": len(summary.failures),
+            }
             results.append(row)
-            print(f"batch {batch:3d}: {row['videos_per_s']:7.2f} videos/s  {row['rows_per_s']:7.2f} rows/s  "
-                  f"{wall:7.2f} s  peak {peak:.1f} GiB  failed {row['failed']}", flush=True)
+            print(
+                f"batch {batch:3d}: {row['videos_per_s']:7.2f} videos/s  {row['rows_per_s']:7.2f} rows/s  "
+                f"{wall:7.2f} s  peak {peak:.1f} GiB  failed {row['failed']}",
+                flush=True,
+            )
         if args.json:
-            args.json.write_text(json.dumps({"device": device, "arch": args.arch, "shape": args.shape,
-                                             "params": params, "results": results}, indent=1))
+            args.json.write_text(
+                json.dumps(
+                    {"device": device, "arch": args.arch, "shape": args.shape, "params": params, "results": results},
+                    indent=1,
+                )
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -4,7 +4,7 @@
         [--config config/synthetic.yaml] [--workdir /tmp/bench_synth] [--skip-full] [--probe-snippets 15000]
 
 Prints one JSON object per generated set (counts, bytes, seconds), then the oracle
-probes of wtal_training.datasets.synthetic.sanity on the full set (or the demo with
+probes of wtal_data.synthetic.sanity on the full set (or the demo with
 --skip-full).  Figures, not a test: the numbers go to docs/benchmarks.md.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from prior_generation.word_vectors import load_word_vectors  # noqa: E402
-from wtal_training.datasets.canonical import FeatureStore, load_ground_truth  # noqa: E402
-from wtal_training.datasets.synthetic import generate_dataset, load_config  # noqa: E402
-from wtal_training.datasets.synthetic.sanity import probe  # noqa: E402
+from wtal_data.canonical import FeatureStore, load_ground_truth  # noqa: E402
+from wtal_data.synthetic import generate_dataset, load_config  # noqa: E402
+from wtal_data.synthetic.sanity import probe  # noqa: E402
+from wtal_data.word_vectors import load_word_vectors  # noqa: E402
 
 
 def main() -> int:
@@ -49,8 +49,13 @@ def main() -> int:
     scripts = json.loads((last / "scripts.json").read_text())
     words = {e["word"] for rec in scripts["videos"].values() for e in rec["events"]}
     t0 = time.perf_counter()
-    figures = probe(FeatureStore.open(last), gt, scripts, load_word_vectors(cfg["word_vectors"], restrict_to=words),
-                    max_snippets=args.probe_snippets)
+    figures = probe(
+        FeatureStore.open(last),
+        gt,
+        scripts,
+        load_word_vectors(cfg["word_vectors"], restrict_to=words),
+        max_snippets=args.probe_snippets,
+    )
     figures = {k: round(v, 4) for k, v in figures.items()}
     print(json.dumps({"probe_on": gt["dataset"], "probe_seconds": round(time.perf_counter() - t0, 2), **figures}))
     print(f"outputs in {work}")

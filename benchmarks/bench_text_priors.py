@@ -20,18 +20,85 @@ import pyarrow.parquet as pq
 
 from prior_generation.text_priors import TextPriorsConfig, build_text_priors, compute_report, format_report
 
-CLASSES = ["Archery", "Ballet", "Bathing dog", "Belly dance", "Brushing teeth", "Chopping wood", "Clean and jerk",
-           "Discus throw", "Doing karate", "Drinking coffee", "Grooming horse", "High jump", "Javelin throw",
-           "Kayaking", "Mowing the lawn", "Playing piano", "Pole vault", "Rock climbing", "Shaving", "Tai chi"]
+CLASSES = [
+    "Archery",
+    "Ballet",
+    "Bathing dog",
+    "Belly dance",
+    "Brushing teeth",
+    "Chopping wood",
+    "Clean and jerk",
+    "Discus throw",
+    "Doing karate",
+    "Drinking coffee",
+    "Grooming horse",
+    "High jump",
+    "Javelin throw",
+    "Kayaking",
+    "Mowing the lawn",
+    "Playing piano",
+    "Pole vault",
+    "Rock climbing",
+    "Shaving",
+    "Tai chi",
+]
 SUBJECTS = ["a man", "a woman", "the athlete", "a young girl", "an old man", "the person", "a boy", "the performer"]
-VERBS = ["starts", "moves", "turns", "lifts", "holds", "walks", "runs", "steps", "reaches", "pushes", "pulls",
-         "grabs", "raises", "lowers", "bends", "swings", "jumps", "spins", "smiles", "watches"]
-OBJECTS = ["the equipment", "his arms", "her hands", "the handle", "a small tool", "the ball", "the rope", "a cup",
-           "the bar", "the brush", "the paddle", "the board"]
-PLACES = ["in a large room", "on a sunny field", "near the water", "in front of a crowd", "at home",
-          "inside a gym", "on a wooden stage", "in the backyard"]
-ENDINGS = ["while people watch", "and then stops", "before the camera cuts away", "with great care",
-           "as the music plays", "several times", "slowly and carefully", "and looks at the camera"]
+VERBS = [
+    "starts",
+    "moves",
+    "turns",
+    "lifts",
+    "holds",
+    "walks",
+    "runs",
+    "steps",
+    "reaches",
+    "pushes",
+    "pulls",
+    "grabs",
+    "raises",
+    "lowers",
+    "bends",
+    "swings",
+    "jumps",
+    "spins",
+    "smiles",
+    "watches",
+]
+OBJECTS = [
+    "the equipment",
+    "his arms",
+    "her hands",
+    "the handle",
+    "a small tool",
+    "the ball",
+    "the rope",
+    "a cup",
+    "the bar",
+    "the brush",
+    "the paddle",
+    "the board",
+]
+PLACES = [
+    "in a large room",
+    "on a sunny field",
+    "near the water",
+    "in front of a crowd",
+    "at home",
+    "inside a gym",
+    "on a wooden stage",
+    "in the backyard",
+]
+ENDINGS = [
+    "while people watch",
+    "and then stops",
+    "before the camera cuts away",
+    "with great care",
+    "as the music plays",
+    "several times",
+    "slowly and carefully",
+    "and looks at the camera",
+]
 
 
 def sentence(rng: np.random.Generator, cls: str, clauses: int) -> str:
@@ -71,8 +138,10 @@ def main() -> None:
         meta = build_text_priors(src, out / "text_priors", TextPriorsConfig(n_process=args.n_process))
         seconds = time.perf_counter() - t0
         c = meta["counts"]
-        print(f"rows {c['input_rows']}, usable {c['usable']}, words {c['tokens']}, vocab {c['vocab_size']}: "
-              f"{seconds:.2f} s ({c['input_rows'] / seconds:.0f} descriptions/s)")
+        print(
+            f"rows {c['input_rows']}, usable {c['usable']}, words {c['tokens']}, vocab {c['vocab_size']}: "
+            f"{seconds:.2f} s ({c['input_rows'] / seconds:.0f} descriptions/s)"
+        )
         print(format_report(compute_report(out / "text_priors")))
 
 

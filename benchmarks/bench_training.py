@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
+from wtal_data.canonical import FeatureStore
 from wtal_training.config import build_config
-from wtal_training.datasets.canonical import FeatureStore
 from wtal_training.engine import BaseObjective, infer
 from wtal_training.models import build_base_method
 from wtal_training.postprocess import predictions_from_outputs
@@ -36,8 +36,12 @@ def thumos_shaped(scale: float, dim: int, seed: int = 0):
         index[vid] = (off, int(n))
         off += int(n)
         subset = "train" if i < n_train else "test"
-        database[vid] = {"subset": subset, "duration": n * 0.64, "labels": [classes[i % 20]],
-                         "annotations": [{"label": classes[i % 20], "segment": [0.0, n * 0.32]}]}
+        database[vid] = {
+            "subset": subset,
+            "duration": n * 0.64,
+            "labels": [classes[i % 20]],
+            "annotations": [{"label": classes[i % 20], "segment": [0.0, n * 0.32]}],
+        }
     gt = {"classes": classes, "snippet_seconds": 0.64, "database": database, "dataset": "bench", "ambiguous": {}}
     store = FeatureStore(packed, index, dim, {"rgb": (0, dim // 2), "flow": (dim // 2, dim)})
     return gt, store
@@ -84,13 +88,21 @@ def main() -> None:
 
     evaluate_detection(gt, preds, subset="test", tiou_thresholds=config.tiou_thresholds)
     map_s = time.perf_counter() - t0
-    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; method {args.method}; feature_dim {args.feature_dim}; scale {args.scale}: "
-          f"{len(train_ids)} train / {len(test_ids)} test videos, {store.packed.shape[0]} snippets")
+    name = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"device: {name}; method {args.method}; feature_dim {args.feature_dim}; scale {args.scale}: "
+        f"{len(train_ids)} train / {len(test_ids)} test videos, {store.packed.shape[0]} snippets"
+    )
     print(f"load to device: {load_s:.2f} s")
-    print(f"training: {args.iterations / train_s:.2f} iterations/s (batch 10 x 320 snippets, {args.iterations} iterations)")
-    print(f"evaluation of {len(test_ids)} test videos: inference {infer_s:.2f} s + proposals/soft-NMS {post_s:.2f} s "
-          f"+ mAP {map_s:.2f} s = {infer_s + post_s + map_s:.2f} s ({sum(len(v) for v in preds['results'].values())} predictions)")
+    print(
+        f"training: {args.iterations / train_s:.2f} iterations/s (batch 10 x 320 snippets, {args.iterations} iterations)"
+    )
+    print(
+        f"evaluation of {len(test_ids)} test videos: inference {infer_s:.2f} s + proposals/soft-NMS {post_s:.2f} s "
+        f"+ mAP {map_s:.2f} s = {infer_s + post_s + map_s:.2f} s ({sum(len(v) for v in preds['results'].values())} predictions)"
+    )
 
 
 if __name__ == "__main__":

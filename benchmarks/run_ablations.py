@@ -71,8 +71,23 @@ def run_arm(name: str, args: argparse.Namespace) -> tuple[str, float]:
     if (out / "results.json").exists():
         return name, 0.0
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "wtal_training", "train", "--data", args.data, "--method", args.method,
-           "--seeds", *map(str, args.seeds), "--device", args.device, "--output-dir", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wtal_training",
+        "train",
+        "--data",
+        args.data,
+        "--method",
+        args.method,
+        "--seeds",
+        *map(str, args.seeds),
+        "--device",
+        args.device,
+        "--output-dir",
+        str(out),
+        "--no-progress",
+    ]
     if modules:
         cmd += ["--modules", *modules, "--text-priors", args.text_priors]
     config = arm_config(args.config, options, out)

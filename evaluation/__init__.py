@@ -5,7 +5,7 @@ is the CLI (see :mod:`evaluation.cli`).
 """
 
 from .detection import average_precision, evaluate_detection
-from .protocol import (
+from .thresholds import (
     ACTIVITYNET_AVERAGES,
     ACTIVITYNET_TIOU,
     PRESETS,

@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import sys
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from wtal_common.io import atomic_write_json
 
 from .detection import evaluate_detection
-from .protocol import PRESETS, EvaluationError, parse_tiou
+from .thresholds import PRESETS, EvaluationError, parse_tiou
 
 LOGGER = logging.getLogger("evaluation")
 
@@ -28,7 +30,7 @@ LOGGER = logging.getLogger("evaluation")
 def load_json(path: str | os.PathLike, what: str) -> Any:
     """Read a JSON file, turning every failure into an :class:`EvaluationError`."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError as exc:
         raise EvaluationError(f"{what} file not found: {path}") from exc
@@ -38,27 +40,13 @@ def load_json(path: str | os.PathLike, what: str) -> Any:
         raise EvaluationError(f"cannot read {what} file {path}: {exc}") from exc
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON so that ``path`` is absent, old or complete, never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def format_table(result: dict[str, Any]) -> str:
-    lines = [f"subset={result['subset']}  classes={result['num_classes']}  "
-             f"ground truth={result['num_ground_truth']}  predictions={result['num_predictions']}"
-             f"{'  (ambiguous filtered)' if result['filter_ambiguous'] else ''}",
-             "tIoU      mAP(%)"]
+    lines = [
+        f"subset={result['subset']}  classes={result['num_classes']}  "
+        f"ground truth={result['num_ground_truth']}  predictions={result['num_predictions']}"
+        f"{'  (ambiguous filtered)' if result['filter_ambiguous'] else ''}",
+        "tIoU      mAP(%)",
+    ]
     lines += [f"{k:<9} {100 * v:6.2f}" for k, v in result["mAP"].items()]
     lines += [f"avg {k:<9} {100 * v:6.2f}" for k, v in result["average_mAP"].items()]
     return "\n".join(lines)
@@ -68,16 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.split("\n")[0])
     parser.add_argument("--ground-truth", required=True, help="ActivityNet ground-truth JSON (top key 'database')")
     parser.add_argument("--predictions", required=True, help="ActivityNet results JSON (top key 'results')")
-    parser.add_argument("--subset", default="test",
-                        help="videos whose 'subset' equals this exactly (canonical: train/test); 'all' for every video")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="thresholds and averages of a benchmark (default thumos14 unless --tiou is given)")
-    parser.add_argument("--tiou", default=None, help="start:stop:step (stop included) or a comma list; overrides --preset")
+    parser.add_argument(
+        "--subset",
+        default="test",
+        help="videos whose 'subset' equals this exactly (canonical: train/test); 'all' for every video",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="thresholds and averages of a benchmark (default thumos14 unless --tiou is given)",
+    )
+    parser.add_argument(
+        "--tiou", default=None, help="start:stop:step (stop included) or a comma list; overrides --preset"
+    )
     parser.add_argument("--output", default=None, help="where to write the result JSON (atomically)")
-    parser.add_argument("--filter-ambiguous", action="store_true",
-                        help="drop predictions overlapping the ground truth's 'ambiguous' segments")
-    parser.add_argument("--unknown-labels", choices=("error", "ignore"), default="error",
-                        help="what to do with predicted labels the ground truth does not know")
+    parser.add_argument(
+        "--filter-ambiguous",
+        action="store_true",
+        help="drop predictions overlapping the ground truth's 'ambiguous' segments",
+    )
+    parser.add_argument(
+        "--unknown-labels",
+        choices=("error", "ignore"),
+        default="error",
+        help="what to do with predicted labels the ground truth does not know",
+    )
     parser.add_argument("--log-file", default=None, help="also append log messages to this file")
     return parser
 
@@ -88,8 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_file:
         Path(args.log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(args.log_file))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
+    )
     try:
         thresholds, averages = PRESETS[args.preset or "thumos14"]
         if args.tiou is not None:
@@ -98,11 +103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ground_truth = load_json(args.ground_truth, "ground-truth")
         predictions = load_json(args.predictions, "predictions")
         result = evaluate_detection(
-            ground_truth, predictions,
+            ground_truth,
+            predictions,
             subset=None if args.subset == "all" else args.subset,
-            tiou_thresholds=thresholds, averages=averages,
-            filter_ambiguous=args.filter_ambiguous, unknown_labels=args.unknown_labels,
-            gt_source=str(args.ground_truth), pred_source=str(args.predictions),
+            tiou_thresholds=thresholds,
+            averages=averages,
+            filter_ambiguous=args.filter_ambiguous,
+            unknown_labels=args.unknown_labels,
+            gt_source=str(args.ground_truth),
+            pred_source=str(args.predictions),
         )
     except EvaluationError as exc:
         LOGGER.error("%s", exc)
@@ -111,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["predictions_file"] = str(args.predictions)
     print(format_table(result))
     if args.output:
-        write_json_atomic(args.output, result)
+        atomic_write_json(args.output, result)
         LOGGER.info("wrote %s", args.output)
     return 0
 

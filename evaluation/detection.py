@@ -54,12 +54,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from .protocol import (
+from .thresholds import (
     THUMOS14_TIOU,
     EvaluationError,
     average_key,
@@ -78,18 +79,18 @@ _PAIR_CHUNK = 2_000_000
 class GroundTruthArrays:
     """The subset's ground truth as flat arrays (one row per segment)."""
 
-    classes: list[str]          # evaluated classes (those with ground truth in the subset)
-    vocabulary: set[str]        # every label the file knows, any subset
-    videos: list[str]           # videos in the subset (with or without segments)
-    video: np.ndarray           # int64 index into ``videos``
-    label: np.ndarray           # int64 index into ``classes``
-    start: np.ndarray           # float64 seconds
-    end: np.ndarray             # float64 seconds
+    classes: list[str]  # evaluated classes (those with ground truth in the subset)
+    vocabulary: set[str]  # every label the file knows, any subset
+    videos: list[str]  # videos in the subset (with or without segments)
+    video: np.ndarray  # int64 index into ``videos``
+    label: np.ndarray  # int64 index into ``classes``
+    start: np.ndarray  # float64 seconds
+    end: np.ndarray  # float64 seconds
 
 
 @dataclass
 class PredictionArrays:
-    video_id: list[str]         # per prediction
+    video_id: list[str]  # per prediction
     label: list[str]
     score: np.ndarray
     start: np.ndarray
@@ -110,7 +111,9 @@ def _segment(value: Any, where: str) -> tuple[float, float]:
     return start, end
 
 
-def read_ground_truth(ground_truth: Mapping[str, Any], subset: str | None, source: str = "ground truth") -> GroundTruthArrays:
+def read_ground_truth(
+    ground_truth: Mapping[str, Any], subset: str | None, source: str = "ground truth"
+) -> GroundTruthArrays:
     """Validate the ActivityNet ground-truth dict and flatten the subset's segments."""
     if not isinstance(ground_truth, Mapping) or not isinstance(ground_truth.get("database"), Mapping):
         raise EvaluationError(f"{source}: missing top-level key 'database' (the ActivityNet ground-truth format)")
@@ -400,7 +403,9 @@ def evaluate_detection(
         if ambiguous is None:
             ambiguous = ground_truth.get("ambiguous")
             if ambiguous is None:
-                raise EvaluationError(f"{gt_source}: filter_ambiguous needs an 'ambiguous' key or an ambiguous= mapping")
+                raise EvaluationError(
+                    f"{gt_source}: filter_ambiguous needs an 'ambiguous' key or an ambiguous= mapping"
+                )
         drop = _ambiguous_mask(pred, ambiguous, source)
         dropped_ambiguous = int(drop.sum())
         keep &= ~drop
@@ -417,7 +422,9 @@ def evaluate_detection(
             f"{' ...' if len(gt.vocabulary) > 20 else ''}"
         )
     if num_unknown:
-        LOGGER.warning("ignoring %d prediction(s) with labels unknown to the ground truth: %s", num_unknown, unknown[:20])
+        LOGGER.warning(
+            "ignoring %d prediction(s) with labels unknown to the ground truth: %s", num_unknown, unknown[:20]
+        )
     no_gt_class = (label < 0) & ~unknown_mask if num_input else np.zeros(0, bool)
     num_no_gt_class = int((no_gt_class & keep).sum())
     keep &= label >= 0
@@ -428,13 +435,22 @@ def evaluate_detection(
     if outside:
         LOGGER.warning(
             "%d prediction(s) are for videos outside subset %r: counted as false positives (official rule)",
-            outside, subset,
+            outside,
+            subset,
         )
 
     ap = average_precision(
-        gt.video, gt.label, gt.start, gt.end,
-        video[keep], label[keep], pred.score[keep], pred.start[keep], pred.end[keep],
-        thresholds, len(gt.classes),
+        gt.video,
+        gt.label,
+        gt.start,
+        gt.end,
+        video[keep],
+        label[keep],
+        pred.score[keep],
+        pred.start[keep],
+        pred.end[keep],
+        thresholds,
+        len(gt.classes),
     )
     mean_ap = ap.mean(axis=1)
     averages = tuple(averages) if averages is not None else default_averages(thresholds)

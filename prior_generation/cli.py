@@ -45,8 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--revision", help="hub revision of --model")
     g.add_argument("--scripts", type=Path, help="canonical/scripts.json (synthetic backend)")
     g.add_argument("--num-frames", type=int, default=16, help="frames shown per video (default 16)")
-    g.add_argument("--target-fps", type=float,
-                   help="sample at this rate instead of uniformly (at most --num-frames, spread over the video)")
+    g.add_argument(
+        "--target-fps",
+        type=float,
+        help="sample at this rate instead of uniformly (at most --num-frames, spread over the video)",
+    )
     g.add_argument("--batch-size", type=int, default=8, help="requests per generate call (default 8)")
     g.add_argument("--max-new-tokens-key", type=int, default=64)
     g.add_argument("--max-new-tokens-complete", type=int, default=256)
@@ -84,18 +87,35 @@ def _generate(args: argparse.Namespace) -> int:
     if args.backend in ("hf", "vllm") and args.videos is None:
         raise ValueError(f"--videos is required with --backend {args.backend}")
     config = GenerateConfig(
-        ground_truth=args.ground_truth, videos=args.videos, output=args.output, backend=args.backend,
-        model=args.model, revision=args.revision, scripts=args.scripts, num_frames=args.num_frames,
-        target_fps=args.target_fps, batch_size=args.batch_size, max_new_tokens_key=args.max_new_tokens_key,
-        max_new_tokens_complete=args.max_new_tokens_complete, prompt_key=args.prompt_key,
-        prompt_complete=args.prompt_complete, seed=args.seed, shard=parse_shard(args.shard),
-        mllm_name=args.mllm_name, work_dir=args.work_dir, fail_fast=args.fail_fast, prefetch=args.prefetch,
-        device=args.device, dtype=args.dtype,
+        ground_truth=args.ground_truth,
+        videos=args.videos,
+        output=args.output,
+        backend=args.backend,
+        model=args.model,
+        revision=args.revision,
+        scripts=args.scripts,
+        num_frames=args.num_frames,
+        target_fps=args.target_fps,
+        batch_size=args.batch_size,
+        max_new_tokens_key=args.max_new_tokens_key,
+        max_new_tokens_complete=args.max_new_tokens_complete,
+        prompt_key=args.prompt_key,
+        prompt_complete=args.prompt_complete,
+        seed=args.seed,
+        shard=parse_shard(args.shard),
+        mllm_name=args.mllm_name,
+        work_dir=args.work_dir,
+        fail_fast=args.fail_fast,
+        prefetch=args.prefetch,
+        device=args.device,
+        dtype=args.dtype,
     )
     summary = run_generate(config)
-    line = (f"{summary.output}: {summary.total} rows for {summary.videos} videos ({summary.reused} reused, "
-            f"{summary.generated} generated, {summary.flagged} flagged, {len(summary.failures)} failed) "
-            f"in {summary.seconds:.1f} s")
+    line = (
+        f"{summary.output}: {summary.total} rows for {summary.videos} videos ({summary.reused} reused, "
+        f"{summary.generated} generated, {summary.flagged} flagged, {len(summary.failures)} failed) "
+        f"in {summary.seconds:.1f} s"
+    )
     log.info(line)
     print(line)
     if summary.failures:
@@ -127,7 +147,7 @@ def _tiny(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from wtal_training.datasets.canonical import DatasetError
+    from wtal_data.canonical import DatasetError
 
     from .generate import GenerationFailed
     from .store import PriorsFileError

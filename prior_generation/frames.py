@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -48,8 +48,9 @@ class VideoFrames:
         return self.error is None
 
 
-def sample_indices(total_frames: int, num_frames: int, fps: float | None = None,
-                   target_fps: float | None = None) -> list[int]:
+def sample_indices(
+    total_frames: int, num_frames: int, fps: float | None = None, target_fps: float | None = None
+) -> list[int]:
     """Sorted frame indices to decode; see the module docstring for the rule."""
     if total_frames <= 0:
         raise ValueError("video has no frames")
@@ -105,8 +106,9 @@ def decode_video(video_id: str, path: str | Path, num_frames: int, target_fps: f
 _DONE = object()
 
 
-def prefetch_videos(items: Iterable[tuple[str, Path]], num_frames: int, target_fps: float | None = None,
-                    depth: int = 4) -> Iterator[VideoFrames]:
+def prefetch_videos(
+    items: Iterable[tuple[str, Path]], num_frames: int, target_fps: float | None = None, depth: int = 4
+) -> Iterator[VideoFrames]:
     """Yield decoded videos in the order given, decoding up to ``depth`` ahead in a thread."""
     buffer: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from wtal_training.datasets.canonical import DatasetError, load_ground_truth, videos_in_subset
+from wtal_data.canonical import DatasetError, load_ground_truth, videos_in_subset
 
 from .backends import Backend, Generation, Request, make_backend
 from .frames import VideoFrames, prefetch_videos
@@ -142,10 +142,16 @@ class Runner:
     def __init__(self, config: GenerateConfig, backend: Backend | None = None):
         self.cfg = config
         self.backend = backend or make_backend(
-            config.backend, model=config.model, revision=config.revision, scripts=config.scripts,
-            seed=config.seed, num_frames=config.num_frames, target_fps=config.target_fps,
+            config.backend,
+            model=config.model,
+            revision=config.revision,
+            scripts=config.scripts,
+            seed=config.seed,
+            num_frames=config.num_frames,
+            target_fps=config.target_fps,
             max_new_tokens={"key": config.max_new_tokens_key, "complete": config.max_new_tokens_complete},
-            device=config.device, dtype=config.dtype,
+            device=config.device,
+            dtype=config.dtype,
         )
         self.hashes = {k: prompt_hash(t) for k, t in config.templates.items()}
         self.params = {k: generation_params_json(self.backend.generation_params(k)) for k in KINDS}
@@ -158,24 +164,38 @@ class Runner:
     def is_current(self, row: dict[str, Any]) -> bool:
         """A stored row may be reused: it succeeded under the current settings."""
         kind = row["kind"]
-        return (row["error"] is None and kind in KINDS and row["prompt_hash"] == self.hashes[kind]
-                and row["backend"] == self.backend.name and row["model"] == self.backend.model
-                and row["model_revision"] == self.backend.revision and row["generation_params"] == self.params[kind])
+        return (
+            row["error"] is None
+            and kind in KINDS
+            and row["prompt_hash"] == self.hashes[kind]
+            and row["backend"] == self.backend.name
+            and row["model"] == self.backend.model
+            and row["model_revision"] == self.backend.revision
+            and row["generation_params"] == self.params[kind]
+        )
 
     def make_row(self, req: Request, gen: Generation, seconds: float) -> dict[str, Any]:
         video = req.video
         used_video = video is not None and self.backend.needs_frames
         flags = ",".join(gen.flags) if gen.flags else None
         return {
-            "video_id": req.video_id, "class_name": req.class_name, "kind": req.kind, "prompt": req.prompt,
-            "prompt_hash": self.hashes[req.kind], "text": gen.text if gen.error is None else None,
-            "backend": self.backend.name, "model": self.backend.model, "model_revision": self.backend.revision,
+            "video_id": req.video_id,
+            "class_name": req.class_name,
+            "kind": req.kind,
+            "prompt": req.prompt,
+            "prompt_hash": self.hashes[req.kind],
+            "text": gen.text if gen.error is None else None,
+            "backend": self.backend.name,
+            "model": self.backend.model,
+            "model_revision": self.backend.revision,
             "generation_params": self.params[req.kind],
             "num_frames": len(video.indices) if used_video else 0,
             "frame_indices": list(video.indices) if used_video else [],
             "fps": video.fps if video is not None else None,
-            "seconds": float(seconds), "error": gen.error, "flags": flags if gen.error is None else None,
-            "created_at": _dt.datetime.now(_dt.timezone.utc),
+            "seconds": float(seconds),
+            "error": gen.error,
+            "flags": flags if gen.error is None else None,
+            "created_at": _dt.datetime.now(_dt.UTC),
         }
 
     def persist(self, rows: list[dict[str, Any]]) -> None:
@@ -194,8 +214,9 @@ class Runner:
             self.progress.set_postfix(failed=len(self.summary.failures), flagged=self.summary.flagged)
         if self.cfg.fail_fast and any(r["error"] is not None for r in rows):
             bad = next(r for r in rows if r["error"] is not None)
-            raise GenerationFailed(f"--fail-fast: video '{bad['video_id']}' ({bad['class_name']}, {bad['kind']}): "
-                                   f"{bad['error']}")
+            raise GenerationFailed(
+                f"--fail-fast: video '{bad['video_id']}' ({bad['class_name']}, {bad['kind']}): {bad['error']}"
+            )
 
     # -- batches ----------------------------------------------------------------------------
     def flush(self, kind: str) -> None:
@@ -218,11 +239,12 @@ class Runner:
 
     def add_video(self, video: VideoFrames, todo: list[tuple[str, str]]) -> None:
         share = video.decode_seconds / max(1, len(todo))  # decoding cost, spread over the video's rows
-        requests = [Request(video.video_id, cls, kind, render_prompt(self.cfg.templates[kind], cls), video, share)
-                    for cls, kind in todo]
+        requests = [
+            Request(video.video_id, cls, kind, render_prompt(self.cfg.templates[kind], cls), video, share)
+            for cls, kind in todo
+        ]
         if not video.ok:  # every row of this video fails with the decoding error
-            self.persist([self.make_row(r, Generation(text=None, error=video.error), r.decode_share)
-                          for r in requests])
+            self.persist([self.make_row(r, Generation(text=None, error=video.error), r.decode_share) for r in requests])
             return
         for req in requests:
             self.pending[req.kind].append(req)
@@ -243,13 +265,25 @@ class Runner:
         self.summary.total = len(keys)
         self.summary.reused = sum(1 for k in keys if k in done)
         self.summary.videos = len(plan)
-        log.info("shard %d/%d: %d videos, %d rows; %d already done in %s; backend %s, model %r",
-                 cfg.shard[0], cfg.shard[1], len(plan), len(keys), self.summary.reused, cfg.work_dir,
-                 self.backend.name, self.backend.model)
+        log.info(
+            "shard %d/%d: %d videos, %d rows; %d already done in %s; backend %s, model %r",
+            cfg.shard[0],
+            cfg.shard[1],
+            len(plan),
+            len(keys),
+            self.summary.reused,
+            cfg.work_dir,
+            self.backend.name,
+            self.backend.model,
+        )
         if todo_by_video:
             self.backend.load()
-            self.progress = tqdm(total=sum(len(t) for _, t in todo_by_video), desc=f"priors shard {cfg.shard[0]}",
-                                 unit="row", dynamic_ncols=True)
+            self.progress = tqdm(
+                total=sum(len(t) for _, t in todo_by_video),
+                desc=f"priors shard {cfg.shard[0]}",
+                unit="row",
+                dynamic_ncols=True,
+            )
             try:
                 todo_map = dict(todo_by_video)
                 if self.backend.needs_frames:
@@ -278,11 +312,16 @@ class Runner:
         if missing:  # cannot happen unless parts were deleted under us
             raise RuntimeError(f"{self.cfg.work_dir}: {len(missing)} row(s) missing after the run, e.g. {missing[0]}")
         rows = [latest[k] for k in sorted(keys)]
-        self.summary.failures = [(r["video_id"], r["class_name"], r["kind"], r["error"]) for r in rows
-                                 if r["error"] is not None]
-        metadata = {"dataset": gt.get("dataset", ""), "mllm_name": self.cfg.mllm_name or "",
-                    "backend": self.backend.name, "model": self.backend.model,
-                    "shard": f"{self.cfg.shard[0]}/{self.cfg.shard[1]}"}
+        self.summary.failures = [
+            (r["video_id"], r["class_name"], r["kind"], r["error"]) for r in rows if r["error"] is not None
+        ]
+        metadata = {
+            "dataset": gt.get("dataset", ""),
+            "mllm_name": self.cfg.mllm_name or "",
+            "backend": self.backend.name,
+            "model": self.backend.model,
+            "shard": f"{self.cfg.shard[0]}/{self.cfg.shard[1]}",
+        }
         return write_rows(rows, self.cfg.output, metadata)
 
 
@@ -290,5 +329,14 @@ def run_generate(config: GenerateConfig, backend: Backend | None = None) -> Summ
     return Runner(config, backend).run()
 
 
-__all__ = ["GenerateConfig", "Summary", "run_generate", "plan_work", "expected_keys", "parse_shard",
-           "GenerationFailed", "DatasetError", "KEY"]
+__all__ = [
+    "GenerateConfig",
+    "Summary",
+    "run_generate",
+    "plan_work",
+    "expected_keys",
+    "parse_shard",
+    "GenerationFailed",
+    "DatasetError",
+    "KEY",
+]

@@ -11,10 +11,11 @@ parameters; otherwise a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from wtal_training.datasets.canonical import load_ground_truth
+from wtal_data.canonical import load_ground_truth
 
 from .generate import expected_keys
 from .store import KEY, PriorsFileError, file_metadata, read_table, write_rows
@@ -30,8 +31,9 @@ def _listing(items: Sequence[Any]) -> str:
     return f"\n  {shown}{more}"
 
 
-def merge_shards(ground_truth: str | Path, shards: Sequence[str | Path], output: str | Path,
-                 allow_errors: bool = False) -> dict[str, Any]:
+def merge_shards(
+    ground_truth: str | Path, shards: Sequence[str | Path], output: str | Path, allow_errors: bool = False
+) -> dict[str, Any]:
     """Merge ``shards`` into ``output``; return a small report.  Raise on any gap."""
     if not shards:
         raise PriorsFileError("--shards: no shard files given")
@@ -59,16 +61,22 @@ def merge_shards(ground_truth: str | Path, shards: Sequence[str | Path], output:
     if missing:
         problems.append(f"{len(missing)} (video, class, kind) row(s) missing:{_listing(missing)}")
     if extra:
-        problems.append(f"{len(extra)} row(s) for videos/classes not in the ground truth's training labels:"
-                        f"{_listing(extra)}")
+        problems.append(
+            f"{len(extra)} row(s) for videos/classes not in the ground truth's training labels:{_listing(extra)}"
+        )
     if failed and not allow_errors:
         problems.append(f"{len(failed)} row(s) failed (rerun generate, or pass --allow-errors):{_listing(failed)}")
     for kind in ("key", "complete"):
-        combos = {(r["prompt_hash"], r["backend"], r["model"], r["model_revision"], r["generation_params"])
-                  for k, r in best.items() if k[2] == kind and k in expected_set}
+        combos = {
+            (r["prompt_hash"], r["backend"], r["model"], r["model_revision"], r["generation_params"])
+            for k, r in best.items()
+            if k[2] == kind and k in expected_set
+        }
         if len(combos) > 1:
-            problems.append(f"'{kind}' rows come from {len(combos)} different prompt/backend/model/revision/params "
-                            "settings; regenerate the stale shards")
+            problems.append(
+                f"'{kind}' rows come from {len(combos)} different prompt/backend/model/revision/params "
+                "settings; regenerate the stale shards"
+            )
     if problems:
         raise PriorsFileError(f"merge into {output} against {ground_truth}:\n" + "\n".join(problems))
     rows = [best[k] for k in sorted(expected)]

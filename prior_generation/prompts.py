@@ -34,7 +34,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-
 
 
 def readable_class_name(name: str) -> str:
-    """"CliffDiving" -> "cliff diving"; see the module docstring for the rules."""
+    """ "CliffDiving" -> "cliff diving"; see the module docstring for the rules."""
     text = re.sub(r"[_\-]+", " ", name)
     text = _CAMEL.sub(" ", text)
     return re.sub(r"\s+", " ", text).strip().lower()
@@ -59,5 +59,5 @@ def render_prompt(template: str, class_name: str) -> str:
 
 def prompt_hash(template: str) -> str:
     """Short, stable hash of a template and the class-name rendering rule."""
-    digest = hashlib.sha256(f"v{CLASS_RENDERING_VERSION}\x00{template}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"v{CLASS_RENDERING_VERSION}\x00{template}".encode()).hexdigest()
     return digest[:16]

@@ -40,12 +40,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from wtal_common.io import atomic_output
 
 SCHEMA_VERSION = "1"
 KEY = ("video_id", "class_name", "kind")
@@ -92,23 +94,14 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], metadata: Mapping[str, str]
 
 def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
     """Write ``table`` so that ``path`` is absent, old or complete: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".parquet") as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
-def write_rows(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike,
-               metadata: Mapping[str, str] | None = None) -> Path:
+def write_rows(
+    rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, metadata: Mapping[str, str] | None = None
+) -> Path:
     return write_table_atomic(rows_to_table(rows, metadata), path)
 
 

@@ -81,15 +81,45 @@ def _fast_tokenizer(tok, **special_map):
 # Shapes: "tiny" for tests on a CPU; "7b" mirrors the published 7B checkpoints
 # (LLaVA-NeXT-Video-7B: CLIP-L/336 + Llama/Vicuna-7B; Qwen2-VL-7B) for GPU benchmarks.
 SHAPES = {
-    "tiny": {"hidden": 32, "layers": 2, "heads": 2, "kv_heads": 2, "intermediate": 64,
-             "vision_hidden": 32, "vision_layers": 2, "vision_heads": 2, "vision_intermediate": 64,
-             "vocab": None, "llava_image": 32, "llava_patch": 8, "qwen_pixels": 56 * 56},
-    "7b": {"hidden": 4096, "layers": 32, "heads": 32, "kv_heads": 32, "intermediate": 11008,
-           "vision_hidden": 1024, "vision_layers": 24, "vision_heads": 16, "vision_intermediate": 4096,
-           "vocab": 32064, "llava_image": 336, "llava_patch": 14, "qwen_pixels": 336 * 336,
-           # Qwen2-VL-7B's own text shape (used with --arch qwen2_vl)
-           "qwen_hidden": 3584, "qwen_layers": 28, "qwen_heads": 28, "qwen_kv_heads": 4,
-           "qwen_intermediate": 18944, "qwen_vocab": 152064, "qwen_vision_layers": 32, "qwen_vision_hidden": 1280},
+    "tiny": {
+        "hidden": 32,
+        "layers": 2,
+        "heads": 2,
+        "kv_heads": 2,
+        "intermediate": 64,
+        "vision_hidden": 32,
+        "vision_layers": 2,
+        "vision_heads": 2,
+        "vision_intermediate": 64,
+        "vocab": None,
+        "llava_image": 32,
+        "llava_patch": 8,
+        "qwen_pixels": 56 * 56,
+    },
+    "7b": {
+        "hidden": 4096,
+        "layers": 32,
+        "heads": 32,
+        "kv_heads": 32,
+        "intermediate": 11008,
+        "vision_hidden": 1024,
+        "vision_layers": 24,
+        "vision_heads": 16,
+        "vision_intermediate": 4096,
+        "vocab": 32064,
+        "llava_image": 336,
+        "llava_patch": 14,
+        "qwen_pixels": 336 * 336,
+        # Qwen2-VL-7B's own text shape (used with --arch qwen2_vl)
+        "qwen_hidden": 3584,
+        "qwen_layers": 28,
+        "qwen_heads": 28,
+        "qwen_kv_heads": 4,
+        "qwen_intermediate": 18944,
+        "qwen_vocab": 152064,
+        "qwen_vision_layers": 32,
+        "qwen_vision_hidden": 1280,
+    },
 }
 
 
@@ -107,27 +137,47 @@ def _build_llava_next_video(seed: int, shape: dict, init: bool = True):
 
     special = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "<video>"]
     tok = _build_tokenizer(special)
-    fast = _fast_tokenizer(tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                           extra_special_tokens={"image_token": "<image>", "video_token": "<video>"})
+    fast = _fast_tokenizer(
+        tok,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+    )
     image_size, patch = shape["llava_image"], shape["llava_patch"]
     vision = CLIPVisionConfig(
-        hidden_size=shape["vision_hidden"], intermediate_size=shape["vision_intermediate"],
-        num_hidden_layers=shape["vision_layers"], num_attention_heads=shape["vision_heads"],
-        image_size=image_size, patch_size=patch, projection_dim=shape["vision_hidden"],
+        hidden_size=shape["vision_hidden"],
+        intermediate_size=shape["vision_intermediate"],
+        num_hidden_layers=shape["vision_layers"],
+        num_attention_heads=shape["vision_heads"],
+        image_size=image_size,
+        patch_size=patch,
+        projection_dim=shape["vision_hidden"],
     )
     text = LlamaConfig(
-        vocab_size=max(len(fast), shape["vocab"] or 0), hidden_size=shape["hidden"],
-        intermediate_size=shape["intermediate"], num_hidden_layers=shape["layers"],
-        num_attention_heads=shape["heads"], num_key_value_heads=shape["kv_heads"], max_position_embeddings=8192,
-        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+        vocab_size=max(len(fast), shape["vocab"] or 0),
+        hidden_size=shape["hidden"],
+        intermediate_size=shape["intermediate"],
+        num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"],
+        num_key_value_heads=shape["kv_heads"],
+        max_position_embeddings=8192,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
     )
     config = LlavaNextVideoConfig(
-        vision_config=vision, text_config=text,
+        vision_config=vision,
+        text_config=text,
         image_token_index=fast.convert_tokens_to_ids("<image>"),
         video_token_index=fast.convert_tokens_to_ids("<video>"),
-        vision_feature_select_strategy="default", vision_feature_layer=-1,
-        image_grid_pinpoints=[[image_size, image_size]], spatial_pool_stride=2,
-        image_seq_length=(image_size // patch) ** 2, video_seq_length=(image_size // patch) ** 2 // 4,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        image_grid_pinpoints=[[image_size, image_size]],
+        spatial_pool_stride=2,
+        image_seq_length=(image_size // patch) ** 2,
+        video_seq_length=(image_size // patch) ** 2 // 4,
     )
     torch.manual_seed(seed)
     model = LlavaNextVideoForConditionalGeneration(config).eval() if init else config
@@ -135,10 +185,14 @@ def _build_llava_next_video(seed: int, shape: dict, init: bool = True):
     crop = {"height": image_size, "width": image_size}
     processor = LlavaNextVideoProcessor(
         video_processor=LlavaNextVideoVideoProcessor(size=size, crop_size=crop),
-        image_processor=LlavaNextImageProcessor(size=size, crop_size=crop, image_grid_pinpoints=[[image_size, image_size]]),
+        image_processor=LlavaNextImageProcessor(
+            size=size, crop_size=crop, image_grid_pinpoints=[[image_size, image_size]]
+        ),
         tokenizer=fast,
         chat_template=_CHAT_TEMPLATE.replace("{{ VIDEO }}", "<video>").replace("{{ IMAGE }}", "<image>"),
-        patch_size=patch, vision_feature_select_strategy="default", num_additional_image_tokens=1,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
     )
     return model, processor
 
@@ -153,8 +207,15 @@ def _build_qwen2_vl(seed: int, shape: dict, init: bool = True):
         Qwen2VLVideoProcessor,
     )
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-               "<|image_pad|>", "<|video_pad|>"]
+    special = [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<|image_pad|>",
+        "<|video_pad|>",
+    ]
     tok = _build_tokenizer(special)
     fast = _fast_tokenizer(tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     ids = {s: tok.token_to_id(s) for s in special}
@@ -165,18 +226,33 @@ def _build_qwen2_vl(seed: int, shape: dict, init: bool = True):
     vision_hidden = shape.get("qwen_vision_hidden", shape["vision_hidden"])
     config = Qwen2VLConfig(
         text_config=dict(
-            vocab_size=max(len(fast), shape.get("qwen_vocab", shape["vocab"]) or 0), hidden_size=hidden,
+            vocab_size=max(len(fast), shape.get("qwen_vocab", shape["vocab"]) or 0),
+            hidden_size=hidden,
             intermediate_size=shape.get("qwen_intermediate", shape["intermediate"]),
-            num_hidden_layers=shape.get("qwen_layers", shape["layers"]), num_attention_heads=heads,
-            num_key_value_heads=shape.get("qwen_kv_heads", shape["kv_heads"]), max_position_embeddings=32768,
+            num_hidden_layers=shape.get("qwen_layers", shape["layers"]),
+            num_attention_heads=heads,
+            num_key_value_heads=shape.get("qwen_kv_heads", shape["kv_heads"]),
+            max_position_embeddings=32768,
             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": section},
-            eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], bos_token_id=None,
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+            bos_token_id=None,
         ),
-        vision_config=dict(depth=shape.get("qwen_vision_layers", shape["vision_layers"]), embed_dim=vision_hidden,
-                           hidden_size=hidden, num_heads=shape["vision_heads"], mlp_ratio=4 if vision_hidden > 64 else 2,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        vision_config=dict(
+            depth=shape.get("qwen_vision_layers", shape["vision_layers"]),
+            embed_dim=vision_hidden,
+            hidden_size=hidden,
+            num_heads=shape["vision_heads"],
+            mlp_ratio=4 if vision_hidden > 64 else 2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            in_channels=3,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
     )
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config).eval() if init else config
@@ -186,8 +262,9 @@ def _build_qwen2_vl(seed: int, shape: dict, init: bool = True):
         image_processor=Qwen2VLImageProcessor(size=size),
         video_processor=Qwen2VLVideoProcessor(size=size),
         tokenizer=fast,
-        chat_template=_CHAT_TEMPLATE.replace("{{ VIDEO }}", "<|vision_start|><|video_pad|><|vision_end|>")
-        .replace("{{ IMAGE }}", "<|vision_start|><|image_pad|><|vision_end|>"),
+        chat_template=_CHAT_TEMPLATE.replace("{{ VIDEO }}", "<|vision_start|><|video_pad|><|vision_end|>").replace(
+            "{{ IMAGE }}", "<|vision_start|><|image_pad|><|vision_end|>"
+        ),
     )
     return model, processor
 

@@ -30,10 +30,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 def gt_db(videos: dict, classes=None, ambiguous=None) -> dict:
     """videos: id -> (subset, [(label, start, end), ...])."""
-    out = {"database": {
-        vid: {"subset": subset, "duration": 200.0,
-              "annotations": [{"label": lab, "segment": [s, e]} for lab, s, e in anns]}
-        for vid, (subset, anns) in videos.items()}}
+    out = {
+        "database": {
+            vid: {
+                "subset": subset,
+                "duration": 200.0,
+                "annotations": [{"label": lab, "segment": [s, e]} for lab, s, e in anns],
+            }
+            for vid, (subset, anns) in videos.items()
+        }
+    }
     if classes is not None:
         out["classes"] = classes
     if ambiguous is not None:
@@ -54,6 +60,7 @@ def ap_at(result, cls, thr):
 
 
 # ---------------------------------------------------------------- hand-computed cases
+
 
 def test_fp_then_two_tp():
     # GT A:[0,10],[20,30]. Order: FP(.9), TP(.8, tIoU .9), TP(.7, tIoU 1).
@@ -100,10 +107,10 @@ def test_empty_predictions():
 def test_predictions_for_videos_without_ground_truth_are_false_positives():
     # FP(.9, video absent from GT), FP(.85, train video), FP(.8, test video w/o class A),
     # TP(.7): prec=[0,0,0,1/4], rec=[0,0,0,1] -> AP 1/4.
-    gt = gt_db({"v1": ("test", [("A", 0, 10)]), "v2": ("test", [("B", 0, 10)]),
-                "t1": ("train", [("A", 0, 10)])})
-    p = preds([("nowhere", "A", 0.9, 0, 10), ("t1", "A", 0.85, 0, 10),
-               ("v2", "A", 0.8, 0, 10), ("v1", "A", 0.7, 0, 10)])
+    gt = gt_db({"v1": ("test", [("A", 0, 10)]), "v2": ("test", [("B", 0, 10)]), "t1": ("train", [("A", 0, 10)])})
+    p = preds(
+        [("nowhere", "A", 0.9, 0, 10), ("t1", "A", 0.85, 0, 10), ("v2", "A", 0.8, 0, 10), ("v1", "A", 0.7, 0, 10)]
+    )
     r = evaluate_detection(gt, p, tiou_thresholds=[0.5])
     assert ap_at(r, "A", 0.5) == pytest.approx(0.25)
     assert r["num_predictions_outside_subset"] == 2
@@ -144,10 +151,17 @@ def test_zero_length_segments():
 
 
 def test_unknown_label_rule():
-    gt = gt_db({"v1": ("test", [("A", 0, 10)]), "t1": ("train", [("OnlyTrain", 0, 5)])},
-               classes=["A", "OnlyTrain", "Declared"])
-    p = preds([("v1", "A", 0.9, 0, 10), ("v1", "Typo", 0.95, 0, 10), ("v1", "OnlyTrain", 0.99, 0, 10),
-               ("v1", "Declared", 0.97, 0, 10)])
+    gt = gt_db(
+        {"v1": ("test", [("A", 0, 10)]), "t1": ("train", [("OnlyTrain", 0, 5)])}, classes=["A", "OnlyTrain", "Declared"]
+    )
+    p = preds(
+        [
+            ("v1", "A", 0.9, 0, 10),
+            ("v1", "Typo", 0.95, 0, 10),
+            ("v1", "OnlyTrain", 0.99, 0, 10),
+            ("v1", "Declared", 0.97, 0, 10),
+        ]
+    )
     with pytest.raises(EvaluationError, match="Typo"):
         evaluate_detection(gt, p, tiou_thresholds=[0.5])
     r = evaluate_detection(gt, p, tiou_thresholds=[0.5], unknown_labels="ignore")
@@ -167,8 +181,13 @@ def test_ambiguous_filter():
     assert off["mAP"]["0.5"] == pytest.approx(0.5) and off["filter_ambiguous"] is False
     assert on["mAP"]["0.5"] == pytest.approx(1.0) and on["filter_ambiguous"] is True
     assert on["num_predictions_dropped_ambiguous"] == 1 and on["num_predictions"] == 2
-    explicit = evaluate_detection(gt_db({"v1": ("test", [("A", 0, 10)])}), p, tiou_thresholds=[0.5],
-                                  filter_ambiguous=True, ambiguous={"v1": [[22, 30]]})
+    explicit = evaluate_detection(
+        gt_db({"v1": ("test", [("A", 0, 10)])}),
+        p,
+        tiou_thresholds=[0.5],
+        filter_ambiguous=True,
+        ambiguous={"v1": [[22, 30]]},
+    )
     assert explicit["mAP"] == on["mAP"]
     with pytest.raises(EvaluationError, match="ambiguous"):
         evaluate_detection(gt_db({"v1": ("test", [("A", 0, 10)])}), p, filter_ambiguous=True)
@@ -222,6 +241,7 @@ def test_parse_tiou():
 
 # ---------------------------------------------------------------- agreement with a loop reference
 
+
 def reference_ap(gt: dict, pred: dict, subset, thresholds):
     """The official algorithm written plainly (one prediction, one threshold at a time)."""
     gts: dict[str, list] = {}
@@ -232,8 +252,12 @@ def reference_ap(gt: dict, pred: dict, subset, thresholds):
             gts.setdefault(ann["label"], []).append((vid, float(ann["segment"][0]), float(ann["segment"][1])))
     out = {}
     for cls, g in gts.items():
-        ps = [(vid, r["score"], r["segment"][0], r["segment"][1])
-              for vid, items in pred["results"].items() for r in items if r["label"] == cls]
+        ps = [
+            (vid, r["score"], r["segment"][0], r["segment"][1])
+            for vid, items in pred["results"].items()
+            for r in items
+            if r["label"] == cls
+        ]
         visit = sorted(range(len(ps)), key=lambda i: (-ps[i][1], -i))
         aps = []
         for thr in thresholds:
@@ -281,8 +305,9 @@ def random_case(rng: random.Random):
     for _ in range(rng.randint(0, 40)):
         vid = rng.choice(list(videos) + ["ghost"])
         s = rng.randint(0, 44) * 0.5
-        items.append((vid, rng.choice(classes), rng.choice([0.1, 0.5, 0.5, 0.9, rng.random()]),
-                      s, s + rng.randint(0, 16) * 0.5))
+        items.append(
+            (vid, rng.choice(classes), rng.choice([0.1, 0.5, 0.5, 0.9, rng.random()]), s, s + rng.randint(0, 16) * 0.5)
+        )
     rng.shuffle(items)
     return gt_db(videos, classes=classes), preds(items)
 
@@ -311,8 +336,9 @@ def test_dense_single_group_agrees_with_reference():
     # Many predictions on one (video, class) group: exercises the step-wise matching.
     rng = random.Random(7)
     gt = gt_db({"v": ("test", [("A", s, s + rng.randint(1, 8)) for s in range(0, 200, 7)])})
-    items = [("v", "A", round(rng.random(), 2), s, s + rng.randint(0, 10))
-             for s in (rng.randint(0, 200) for _ in range(400))]
+    items = [
+        ("v", "A", round(rng.random(), 2), s, s + rng.randint(0, 10)) for s in (rng.randint(0, 200) for _ in range(400))
+    ]
     pred = preds(items)
     ref = reference_ap(gt, pred, "test", THUMOS14_TIOU)["A"]
     got = evaluate_detection(gt, pred, tiou_thresholds=THUMOS14_TIOU)
@@ -330,8 +356,11 @@ def _official_ap(gt: dict, pred: dict, subset, thresholds) -> dict:
         tt1 = np.maximum(target_segment[0], candidate_segments[:, 0])
         tt2 = np.minimum(target_segment[1], candidate_segments[:, 1])
         segments_intersection = (tt2 - tt1).clip(0)
-        segments_union = (candidate_segments[:, 1] - candidate_segments[:, 0]) \
-            + (target_segment[1] - target_segment[0]) - segments_intersection
+        segments_union = (
+            (candidate_segments[:, 1] - candidate_segments[:, 0])
+            + (target_segment[1] - target_segment[0])
+            - segments_intersection
+        )
         return segments_intersection.astype(float) / segments_union
 
     def interpolated_prec_rec(prec, rec):
@@ -360,8 +389,9 @@ def _official_ap(gt: dict, pred: dict, subset, thresholds) -> dict:
                 fp[:, idx] = 1
                 continue
             this_gt = ground_truth_videoid.reset_index()
-            tiou_arr = segment_iou(this_pred[["t-start", "t-end"]].values.astype(float),
-                                   this_gt[["t-start", "t-end"]].values.astype(float))
+            tiou_arr = segment_iou(
+                this_pred[["t-start", "t-end"]].values.astype(float), this_gt[["t-start", "t-end"]].values.astype(float)
+            )
             tiou_sorted_idx = tiou_arr.argsort()[::-1]
             for tidx, tiou_thr in enumerate(tiou_thresholds):
                 for jdx in tiou_sorted_idx:
@@ -405,14 +435,16 @@ def _official_ap(gt: dict, pred: dict, subset, thresholds) -> dict:
             t_end_lst.append(float(result["segment"][1]))
             label_lst.append(activity_index[result["label"]])
             score_lst.append(result["score"])
-    prediction = pd.DataFrame({"video-id": video_lst, "t-start": t_start_lst, "t-end": t_end_lst,
-                               "label": label_lst, "score": score_lst})
+    prediction = pd.DataFrame(
+        {"video-id": video_lst, "t-start": t_start_lst, "t-end": t_end_lst, "label": label_lst, "score": score_lst}
+    )
     out = {}
     for activity, cidx in activity_index.items():
         out[activity] = compute_average_precision_detection(
             ground_truth.loc[ground_truth["label"] == cidx].reset_index(drop=True),
             prediction.loc[prediction["label"] == cidx].reset_index(drop=True),
-            tiou_thresholds=np.asarray(thresholds))
+            tiou_thresholds=np.asarray(thresholds),
+        )
     return out
 
 
@@ -437,8 +469,15 @@ def test_agrees_with_official_code_on_tie_free_inputs():
         items = []
         for _ in range(rng.randint(0, 30)):
             s = rng.uniform(0, 55)
-            items.append((rng.choice(list(videos) + ["ghost"]), rng.choice(sorted(test_labels)), rng.random(),
-                          s, s + rng.uniform(0.5, 15)))
+            items.append(
+                (
+                    rng.choice(list(videos) + ["ghost"]),
+                    rng.choice(sorted(test_labels)),
+                    rng.random(),
+                    s,
+                    s + rng.uniform(0.5, 15),
+                )
+            )
         pred = preds(items)
         for thresholds in (THUMOS14_TIOU, ACTIVITYNET_TIOU):
             ref = _official_ap(gt, pred, "test", thresholds)
@@ -459,8 +498,12 @@ THUMOS_GT = REPO / "data" / "thumos14" / "raw" / "um-format" / "gt.json"
 @pytest.mark.skipif(not THUMOS_GT.exists(), reason="THUMOS14 gt.json not copied into data/")
 def test_real_thumos14_ground_truth_as_predictions_scores_one():
     gt = json.loads(THUMOS_GT.read_text())
-    items = [(vid, a["label"], 1.0, float(a["segment"][0]), float(a["segment"][1]))
-             for vid, v in gt["database"].items() if v["subset"] == "test" for a in v["annotations"]]
+    items = [
+        (vid, a["label"], 1.0, float(a["segment"][0]), float(a["segment"][1]))
+        for vid, v in gt["database"].items()
+        if v["subset"] == "test"
+        for a in v["annotations"]
+    ]
     r = evaluate_detection(gt, preds(items), subset="test")
     assert r["num_ground_truth"] == len(items) and r["num_classes"] == 20
     # Duplicated GT rows (e.g. CliffDiving also labelled Diving) stay distinct classes; all match.
@@ -469,6 +512,7 @@ def test_real_thumos14_ground_truth_as_predictions_scores_one():
 
 # ---------------------------------------------------------------- CLI
 
+
 def write(path: Path, obj) -> Path:
     path.write_text(json.dumps(obj))
     return path
@@ -476,11 +520,24 @@ def write(path: Path, obj) -> Path:
 
 def test_cli_round_trip(tmp_path, capsys):
     gt = write(tmp_path / "gt.json", gt_db({"v1": ("test", [("A", 0, 10), ("A", 20, 30)])}))
-    p = write(tmp_path / "pred.json", preds([("v1", "A", 0.9, 50, 60), ("v1", "A", 0.8, 21, 30),
-                                             ("v1", "A", 0.7, 0, 10)]))
+    p = write(
+        tmp_path / "pred.json", preds([("v1", "A", 0.9, 50, 60), ("v1", "A", 0.8, 21, 30), ("v1", "A", 0.7, 0, 10)])
+    )
     out = tmp_path / "res" / "map.json"
-    code = cli_main(["--ground-truth", str(gt), "--predictions", str(p), "--subset", "test",
-                     "--tiou", "0.1:0.7:0.1", "--output", str(out)])
+    code = cli_main(
+        [
+            "--ground-truth",
+            str(gt),
+            "--predictions",
+            str(p),
+            "--subset",
+            "test",
+            "--tiou",
+            "0.1:0.7:0.1",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     assert result["mAP"]["0.5"] == pytest.approx(2 / 3)
@@ -488,8 +545,19 @@ def test_cli_round_trip(tmp_path, capsys):
     assert result["filter_ambiguous"] is False
     assert "0.5" in capsys.readouterr().out
     assert not list(out.parent.glob("*.tmp"))
-    code = cli_main(["--ground-truth", str(gt), "--predictions", str(p), "--preset", "activitynet",
-                     "--output", str(out), "--filter-ambiguous"])
+    code = cli_main(
+        [
+            "--ground-truth",
+            str(gt),
+            "--predictions",
+            str(p),
+            "--preset",
+            "activitynet",
+            "--output",
+            str(out),
+            "--filter-ambiguous",
+        ]
+    )
     assert code == 2  # no 'ambiguous' key in this ground truth
 
 
@@ -499,8 +567,7 @@ def test_cli_bad_input_exit_code_2(tmp_path):
     bad.write_text("{not json")
     nokey = write(tmp_path / "nokey.json", {"predictions": {}})
     cmd = [sys.executable, "-m", "evaluation", "--ground-truth", str(gt), "--output", str(tmp_path / "o.json")]
-    for pred_path, needle in ((tmp_path / "missing.json", "missing.json"), (bad, "bad.json"),
-                              (nokey, "nokey.json")):
+    for pred_path, needle in ((tmp_path / "missing.json", "missing.json"), (bad, "bad.json"), (nokey, "nokey.json")):
         proc = subprocess.run(cmd + ["--predictions", str(pred_path)], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert needle in proc.stderr

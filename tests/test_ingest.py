@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wtal_training.datasets.canonical import DatasetError, FeatureStore, load_ground_truth
-from wtal_training.datasets.cli import main
-from wtal_training.datasets.ingest import (
+from wtal_data.canonical import DatasetError, FeatureStore, load_ground_truth
+from wtal_data.cli import main
+from wtal_data.ingest import (
     ingest,
     load_um_annotations,
     load_wtalc_annotations,
@@ -111,10 +111,28 @@ def test_um_matches_wtalc_segments(thumos):
 
 def test_cli_um_with_durations_and_ambiguous(tmp_path, thumos):
     (tmp_path / "gt.json").write_text(json.dumps(thumos))
-    rc = main(["ingest", "--format", "um", "--dataset", "thumos14", "--gt-json", str(UM / "gt.json"),
-               "--split-train", str(UM / "split_train.txt"), "--split-test", str(UM / "split_test.txt"),
-               "--durations", str(tmp_path / "gt.json"), "--ambiguous", str(THUMOS / "Ambiguous_test.txt"),
-               "--no-features", "--output", str(tmp_path / "um")])
+    rc = main(
+        [
+            "ingest",
+            "--format",
+            "um",
+            "--dataset",
+            "thumos14",
+            "--gt-json",
+            str(UM / "gt.json"),
+            "--split-train",
+            str(UM / "split_train.txt"),
+            "--split-test",
+            str(UM / "split_test.txt"),
+            "--durations",
+            str(tmp_path / "gt.json"),
+            "--ambiguous",
+            str(THUMOS / "Ambiguous_test.txt"),
+            "--no-features",
+            "--output",
+            str(tmp_path / "um"),
+        ]
+    )
     assert rc == 0
     gt = load_ground_truth(tmp_path / "um")
     assert counts(gt) == ({"train": 200, "test": 210}, {"train": 3007, "test": 3311})
@@ -128,8 +146,22 @@ def test_um_without_durations_is_an_error():
 
 def test_cli_no_features_on_real_annotations(tmp_path, capsys):
     out = tmp_path / "canonical"
-    rc = main(["ingest", "--format", "wtalc", "--dataset", "thumos14", "--annotations", str(THUMOS),
-               "--output", str(out), "--no-features", "--log", str(tmp_path / "ingest.log")])
+    rc = main(
+        [
+            "ingest",
+            "--format",
+            "wtalc",
+            "--dataset",
+            "thumos14",
+            "--annotations",
+            str(THUMOS),
+            "--output",
+            str(out),
+            "--no-features",
+            "--log",
+            str(tmp_path / "ingest.log"),
+        ]
+    )
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["ground_truth.json"]
     assert counts(load_ground_truth(out))[1] == {"train": 3007, "test": 3358}
@@ -137,8 +169,13 @@ def test_cli_no_features_on_real_annotations(tmp_path, capsys):
     assert "test         212      3358" in capsys.readouterr().out
     assert main(["summary", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["subsets"]["test"] == {"videos": 212, "segments": 3358, "classes": 20, "ambiguous": 96,
-                                          "snippets": None}
+    assert summary["subsets"]["test"] == {
+        "videos": 212,
+        "segments": 3358,
+        "classes": 20,
+        "ambiguous": 96,
+        "snippets": None,
+    }
 
 
 # ---------------------------------------------------------------- a tiny fake W-TALC layout
@@ -165,7 +202,9 @@ def make_wtalc(root: Path, lengths=(5, 3, 4), dim=2048, features=True, seed=0):
     np.save(ann / "duration.npy", np.array([[n * 0.64] for n in lengths]))
     np.save(ann / "original_fps.npy", np.array([30.0, 25.0, 29.97]))
     (ann / "Ambiguous_test.txt").write_text("video_test_0000001  1.0 1.2\r\n")
-    arrays = [np.random.default_rng(seed + i).standard_normal((t, dim)).astype(np.float32) for i, t in enumerate(lengths)]
+    arrays = [
+        np.random.default_rng(seed + i).standard_normal((t, dim)).astype(np.float32) for i, t in enumerate(lengths)
+    ]
     if features:
         np.save(root / "Thumos14reduced-I3D-JOINTFeatures.npy", obj_array(arrays))
     return ann, names, arrays
@@ -201,8 +240,12 @@ def test_missing_annotation_file(tmp_path):
 
 
 def test_missing_annotation_folder_is_named_first(tmp_path):
-    expect_error(tmp_path, str(tmp_path / "Thumos14reduced-Annotations"), "annotation folder not found",
-                 annotations=tmp_path / "Thumos14reduced-Annotations")
+    expect_error(
+        tmp_path,
+        str(tmp_path / "Thumos14reduced-Annotations"),
+        "annotation folder not found",
+        annotations=tmp_path / "Thumos14reduced-Annotations",
+    )
 
 
 def test_missing_features_file(tmp_path):
@@ -236,8 +279,14 @@ def test_bad_feature_arrays(tmp_path, corrupt, message):
 def test_label_not_in_class_list(tmp_path, file):
     ann, _, _ = make_wtalc(tmp_path / "raw")
     np.save(ann / file, obj_array([["Diving"], ["HighJump", "Cartwheel"], ["Diving"]]))
-    expect_error(tmp_path, file, "video 'video_validation_0000002'", "'Cartwheel' is not in the class list",
-                 annotations=ann, no_features=True)
+    expect_error(
+        tmp_path,
+        file,
+        "video 'video_validation_0000002'",
+        "'Cartwheel' is not in the class list",
+        annotations=ann,
+        no_features=True,
+    )
 
 
 def test_annotation_files_of_different_lengths(tmp_path):
@@ -277,8 +326,15 @@ def test_per_video_missing_file(tmp_path):
     folder = tmp_path / "feat"
     folder.mkdir()
     np.save(folder / f"{names[0]}.npy", arrays[0])
-    expect_error(tmp_path, str(folder), f"video '{names[1]}'", "no feature file", fmt="per-video",
-                 annotations=ann, features_dirs=[folder])
+    expect_error(
+        tmp_path,
+        str(folder),
+        f"video '{names[1]}'",
+        "no feature file",
+        fmt="per-video",
+        annotations=ann,
+        features_dirs=[folder],
+    )
 
 
 def make_rgb_flow(tmp_path, names, lengths):
@@ -302,25 +358,45 @@ def test_rgb_flow_concatenated_and_cropped(tmp_path):
 def test_rgb_flow_too_far_apart(tmp_path):
     ann, names, _ = make_wtalc(tmp_path / "raw", features=False)
     rgb, flow = make_rgb_flow(tmp_path, names, [(5, 5), (6, 3), (4, 4)])
-    expect_error(tmp_path, "rgb has 6 snippets, flow 3", f"video '{names[1]}'", fmt="per-video",
-                 annotations=ann, rgb_dirs=[rgb], flow_dirs=[flow])
+    expect_error(
+        tmp_path,
+        "rgb has 6 snippets, flow 3",
+        f"video '{names[1]}'",
+        fmt="per-video",
+        annotations=ann,
+        rgb_dirs=[rgb],
+        flow_dirs=[flow],
+    )
 
 
 def test_um_with_per_video_features_derives_durations(tmp_path):
     ann, names, arrays = make_wtalc(tmp_path / "raw", features=False)
     gt_json = tmp_path / "gt.json"
-    gt_json.write_text(json.dumps({"database": {
-        names[0]: {"subset": "train", "annotations": [{"segment": ["0.5", "1.5"], "label": "Diving"}]},
-        names[2]: {"subset": "test", "annotations": [{"segment": ["0.3", "2.2"], "label": "Diving"}]},
-    }}))
+    gt_json.write_text(
+        json.dumps(
+            {
+                "database": {
+                    names[0]: {"subset": "train", "annotations": [{"segment": ["0.5", "1.5"], "label": "Diving"}]},
+                    names[2]: {"subset": "test", "annotations": [{"segment": ["0.3", "2.2"], "label": "Diving"}]},
+                }
+            }
+        )
+    )
     (tmp_path / "train.txt").write_text(names[0] + "\n")
     (tmp_path / "test.txt").write_text(names[2] + "\n")
     folder = tmp_path / "feat"
     folder.mkdir()
     for name, array in zip(names, arrays):
         np.save(folder / f"{name}.npy", array)
-    ingest(tmp_path / "out", "thumos14", "um", gt_json=gt_json, split_train=tmp_path / "train.txt",
-           split_test=tmp_path / "test.txt", features_dirs=[folder])
+    ingest(
+        tmp_path / "out",
+        "thumos14",
+        "um",
+        gt_json=gt_json,
+        split_train=tmp_path / "train.txt",
+        split_test=tmp_path / "test.txt",
+        features_dirs=[folder],
+    )
     gt = load_ground_truth(tmp_path / "out")
     assert gt["database"][names[2]]["duration"] == pytest.approx(4 * 0.64)
     assert gt["database"][names[0]]["annotations"] == [{"label": "Diving", "segment": [0.5, 1.5]}]
@@ -331,19 +407,25 @@ def test_um_with_per_video_features_derives_durations(tmp_path):
         load_um_annotations(gt_json, tmp_path / "train.txt", tmp_path / "test.txt", "thumos14", {})
     (tmp_path / "test.txt").write_text(names[2] + "\n")
     with pytest.raises(DatasetError, match=rf"gt\.json: video '{names[0]}': label 'Diving' is not in the class list"):
-        load_um_annotations(gt_json, tmp_path / "train.txt", tmp_path / "test.txt", "thumos14",
-                            {n: 3.0 for n in names}, classes=["HighJump"])
+        load_um_annotations(
+            gt_json,
+            tmp_path / "train.txt",
+            tmp_path / "test.txt",
+            "thumos14",
+            {n: 3.0 for n in names},
+            classes=["HighJump"],
+        )
 
 
 def test_synth_without_generator_module_fails_clearly(monkeypatch, capsys):
     import sys
 
-    import wtal_training.datasets as package
+    import wtal_data as package
 
     monkeypatch.delattr(package, "synthetic", raising=False)
-    monkeypatch.setitem(sys.modules, "wtal_training.datasets.synthetic", None)
+    monkeypatch.setitem(sys.modules, "wtal_data.synthetic", None)
     assert main(["synth", "--help"]) == 2
-    assert "wtal_training.datasets.synthetic is not available" in capsys.readouterr().err
+    assert "wtal_data.synthetic is not available" in capsys.readouterr().err
 
 
 def test_bad_input_keeps_an_earlier_folder(tmp_path):

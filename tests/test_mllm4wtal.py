@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
+from helpers.mllm4wtal_fakes import CompleteItem, FakeTextPriors, TinyBase, toy_batches
 
 from wtal_training.mllm4wtal import ConfigError, build_mllm4wtal_objective, resolve_config
 from wtal_training.mllm4wtal.common import masked_topk_mean
 from wtal_training.mllm4wtal.loc_head import diou_loss_1d, pseudo_labels
 from wtal_training.mllm4wtal.text_inputs import TextPriorError, complete_tokens, key_query_tokens
 
-from mllm4wtal_fakes import CompleteItem, FakeTextPriors, TinyBase, toy_batches
-
 torch.set_num_threads(1)
-SMALL = {"text_dim": 32, "text_heads": 4, "n_context": 4, "csr_dim": 32, "csr_heads": 4, "csr_layers": 1,
-         "csr_ffn": 64, "loc_hidden": 32, "lr": 1e-3}
+SMALL = {
+    "text_dim": 32,
+    "text_heads": 4,
+    "n_context": 4,
+    "csr_dim": 32,
+    "csr_heads": 4,
+    "csr_layers": 1,
+    "csr_ffn": 64,
+    "loc_hidden": 32,
+    "lr": 1e-3,
+}
 
 
 def make(modules=("ksm", "csr"), seed=0, **overrides):
@@ -78,11 +84,14 @@ def test_stop_gradient_isolates_the_phases():
     assert obj.csr.attention.net[0].weight.grad.abs().sum() > 0  # the distillation reaches A_CSR
 
 
-@pytest.mark.parametrize("schedule,period,expected", [
-    ("both", 1, ["match", "rec"] * 4),
-    ("alternate", 1, ["match", "rec", "match", "rec"]),
-    ("alternate", 2, ["match", "match", "rec", "rec"]),
-])
+@pytest.mark.parametrize(
+    "schedule,period,expected",
+    [
+        ("both", 1, ["match", "rec"] * 4),
+        ("alternate", 1, ["match", "rec", "match", "rec"]),
+        ("alternate", 2, ["match", "match", "rec", "rec"]),
+    ],
+)
 def test_phases_follow_the_schedule(schedule, period, expected):
     obj, _ = make(phase_schedule=schedule, phase_period=period)
     calls = []
@@ -126,8 +135,10 @@ def test_training_is_deterministic_on_cpu():
 
 def test_inference_graph_excludes_text_branches():
     obj, _ = make()
+
     def boom(*a, **k):
         raise AssertionError("text branch called at inference")
+
     obj.ksm.forward = boom
     obj.csr.forward = boom
     obj.ksm.queries = boom
@@ -164,8 +175,9 @@ def test_diou_and_topk_helpers():
 
 
 def test_engine_level_keys_map_onto_the_plugin_config():
-    cfg = resolve_config({"modules": ["csr"], "lr": 5e-5, "k": 7.0, "seed": 4, "iterations": 10,
-                          "mllm4wtal": {"lambda1": 2.0}})
+    cfg = resolve_config(
+        {"modules": ["csr"], "lr": 5e-5, "k": 7.0, "seed": 4, "iterations": 10, "mllm4wtal": {"lambda1": 2.0}}
+    )
     assert cfg["base_lr"] == 5e-5 and cfg["lr"] == 5e-4 and cfg["k_divisor"] == 7 and cfg["seed"] == 4
     assert cfg["lambda1"] == 2.0 and cfg["lambda2"] == 1.5 and cfg["mu1"] == 1.0 and cfg["modules"] == ["csr"]
     obj, _ = make()
@@ -180,7 +192,6 @@ def test_bad_config_fields_are_named():
         make(phase_schedule="sometimes")
     with pytest.raises(ConfigError, match="unknown"):
         make(lamda1=1.0)
-    tp = FakeTextPriors()
     with pytest.raises(ConfigError, match="text priors"):
         build_mllm4wtal_objective({"modules": ["ksm"]}, TinyBase(16, 3), None)
 
@@ -192,8 +203,7 @@ def test_plugs_into_the_registered_base_methods(method):
     torch.manual_seed(0)
     tp = FakeTextPriors()
     base = BASE_METHODS[method](16, len(tp.classes), max_seqlen=24)
-    obj = build_mllm4wtal_objective({"modules": ["ksm", "csr"], "lr": 5e-5, "k": 7.0,
-                                     "mllm4wtal": SMALL}, base, tp)
+    obj = build_mllm4wtal_objective({"modules": ["ksm", "csr"], "lr": 5e-5, "k": 7.0, "mllm4wtal": SMALL}, base, tp)
     batch = toy_batches(n=1)[0]
     for label_row in range(6):  # the co-activity loss wants similar pairs first
         batch.labels[label_row] = 0
@@ -236,11 +246,17 @@ def test_base_method_is_clipped_as_in_its_baseline_run():
     torch.manual_seed(0)
     tp = FakeTextPriors()
     batch = toy_batches(n=1)[0]
-    clipped = build_mllm4wtal_objective({"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 1e-9}},
-                                        TinyBase(batch.features.shape[-1], len(tp.classes)), tp)
+    clipped = build_mllm4wtal_objective(
+        {"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 1e-9}},
+        TinyBase(batch.features.shape[-1], len(tp.classes)),
+        tp,
+    )
     torch.manual_seed(0)
-    free = build_mllm4wtal_objective({"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 0.0}},
-                                     TinyBase(batch.features.shape[-1], len(tp.classes)), tp)
+    free = build_mllm4wtal_objective(
+        {"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 0.0}},
+        TinyBase(batch.features.shape[-1], len(tp.classes)),
+        tp,
+    )
     free.base.load_state_dict(clipped.base.state_dict())
     for objective in (clipped, free):
         torch.manual_seed(1)  # same dropout masks in both steps

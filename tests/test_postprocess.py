@@ -1,17 +1,23 @@
 """Post-processing on constructed CAS and attention: known segments come back in seconds."""
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 
 from wtal_training.config import TrainConfig
 from wtal_training.postprocess import (
-    batched_soft_nms, outer_inner_scores, predictions_from_outputs, threshold_runs, video_class_scores,
+    batched_soft_nms,
+    outer_inner_scores,
+    predictions_from_outputs,
+    threshold_runs,
+    video_class_scores,
 )
 
-GT = {"classes": ["a", "b"], "snippet_seconds": 0.5,
-      "database": {"v1": {"subset": "test", "duration": 50.0, "labels": ["b"], "annotations": []}}}
+GT = {
+    "classes": ["a", "b"],
+    "snippet_seconds": 0.5,
+    "database": {"v1": {"subset": "test", "duration": 50.0, "labels": ["b"], "annotations": []}},
+}
 
 
 def constructed(t=100):
@@ -50,8 +56,9 @@ def test_localization_head_proposals_are_decoded():
     loc_scores[40, 1] = 0.9
     loc_offsets = np.zeros((100, 2))
     loc_offsets[40] = [5.5, 4.5]  # centre 40.5 -> snippets [35, 45)
-    preds = predictions_from_outputs({"v1": {"cas": cas, "attention": att, "loc_scores": loc_scores, "loc_offsets": loc_offsets}},
-                                     GT, TrainConfig())
+    preds = predictions_from_outputs(
+        {"v1": {"cas": cas, "attention": att, "loc_scores": loc_scores, "loc_offsets": loc_offsets}}, GT, TrainConfig()
+    )
     assert preds["results"]["v1"][0]["segment"] == [17.5, 22.5]
     assert math.isclose(preds["results"]["v1"][0]["score"], 0.9)
 

@@ -25,7 +25,7 @@ from prior_generation.generate import GenerateConfig, expected_keys, parse_shard
 from prior_generation.merge import merge_shards
 from prior_generation.prompts import DEFAULT_TEMPLATES, prompt_hash, readable_class_name, render_prompt
 from prior_generation.store import COLUMNS, SCHEMA, PartWriter, PriorsFileError, read_table
-from wtal_training.datasets.canonical import write_ground_truth
+from wtal_data.canonical import write_ground_truth
 
 CLASSES = ["CliffDiving", "TennisSwing"]
 CORRUPT = "video_validation_0000099"
@@ -34,8 +34,15 @@ CORRUPT = "video_validation_0000099"
 def _write_mp4(path: Path, num_frames: int, width: int = 64, height: int = 48) -> None:
     import imageio_ffmpeg
 
-    writer = imageio_ffmpeg.write_frames(str(path), (width, height), fps=10, codec="libx264",
-                                         pix_fmt_out="yuv420p", macro_block_size=16, ffmpeg_log_level="error")
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (width, height),
+        fps=10,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=16,
+        ffmpeg_log_level="error",
+    )
     writer.send(None)
     for i in range(num_frames):
         frame = np.zeros((height, width, 3), np.uint8)
@@ -53,16 +60,38 @@ def _make_dataset(root: Path, num_videos: int, corrupt: bool = False) -> tuple[P
         vid = f"video_validation_{i:07d}"
         _write_mp4(videos / f"{vid}.mp4", 12 + 3 * i)
         labels = ["CliffDiving"] + (["TennisSwing"] if i % 2 else [])
-        database[vid] = {"subset": "train", "duration": 2.0, "fps": 10.0, "labels": labels,
-                         "annotations": [{"label": c, "segment": [0.1, 1.0]} for c in labels]}
+        database[vid] = {
+            "subset": "train",
+            "duration": 2.0,
+            "fps": 10.0,
+            "labels": labels,
+            "annotations": [{"label": c, "segment": [0.1, 1.0]} for c in labels],
+        }
     if corrupt:
         (videos / f"{CORRUPT}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 20)
-        database[CORRUPT] = {"subset": "train", "duration": 2.0, "fps": 10.0, "labels": ["TennisSwing"],
-                             "annotations": []}
-    database["video_test_0000001"] = {"subset": "test", "duration": 2.0, "fps": 10.0, "labels": ["TennisSwing"],
-                                      "annotations": []}
-    gt = {"schema_version": 1, "dataset": "tiny-test", "synthetic": True, "classes": CLASSES,
-          "snippet_seconds": 0.64, "database": database, "ambiguous": {}}
+        database[CORRUPT] = {
+            "subset": "train",
+            "duration": 2.0,
+            "fps": 10.0,
+            "labels": ["TennisSwing"],
+            "annotations": [],
+        }
+    database["video_test_0000001"] = {
+        "subset": "test",
+        "duration": 2.0,
+        "fps": 10.0,
+        "labels": ["TennisSwing"],
+        "annotations": [],
+    }
+    gt = {
+        "schema_version": 1,
+        "dataset": "tiny-test",
+        "synthetic": True,
+        "classes": CLASSES,
+        "snippet_seconds": 0.64,
+        "database": database,
+        "ambiguous": {},
+    }
     canonical = root / "canonical"
     write_ground_truth(canonical, gt)
     return canonical / "ground_truth.json", videos
@@ -83,13 +112,23 @@ def tiny_llava(tmp_path_factory):
 
 
 def _hf_config(gt, videos, model, out, **kw):
-    base = dict(ground_truth=gt, videos=videos, output=out, backend="hf", model=str(model), num_frames=4,
-                batch_size=3, max_new_tokens_key=6, max_new_tokens_complete=10)
+    base = dict(
+        ground_truth=gt,
+        videos=videos,
+        output=out,
+        backend="hf",
+        model=str(model),
+        num_frames=4,
+        batch_size=3,
+        max_new_tokens_key=6,
+        max_new_tokens_complete=10,
+    )
     base.update(kw)
     return GenerateConfig(**base)
 
 
 # -- prompts and frames ------------------------------------------------------------------------
+
 
 def test_readable_class_names_and_prompts():
     assert readable_class_name("CliffDiving") == "cliff diving"
@@ -97,8 +136,8 @@ def test_readable_class_names_and_prompts():
     assert readable_class_name("Playing bagpipes") == "playing bagpipes"
     assert readable_class_name("Shot_put") == "shot put"
     assert render_prompt(DEFAULT_TEMPLATES["key"], "CliffDiving") == (
-        "This video contains the actions of cliff diving. Please describe the action of cliff diving "
-        "with one sentence.")
+        "This video contains the actions of cliff diving. Please describe the action of cliff diving with one sentence."
+    )
     assert prompt_hash(DEFAULT_TEMPLATES["key"]) != prompt_hash(DEFAULT_TEMPLATES["complete"])
     with pytest.raises(ValueError, match="cls"):
         GenerateConfig(ground_truth=Path("x"), videos=None, output=Path("o"), prompt_key="no class here")
@@ -115,8 +154,11 @@ def test_sample_indices_uniform_sorted_and_short_videos():
 
 def test_prefetch_decodes_native_size_and_reports_errors(dataset):
     gt, videos = dataset
-    items = [("video_validation_0000001", videos / "video_validation_0000001.mp4"),
-             ("missing", videos / "missing.mp4"), (CORRUPT, videos / f"{CORRUPT}.mp4")]
+    items = [
+        ("video_validation_0000001", videos / "video_validation_0000001.mp4"),
+        ("missing", videos / "missing.mp4"),
+        (CORRUPT, videos / f"{CORRUPT}.mp4"),
+    ]
     out = list(frames_mod.prefetch_videos(items, num_frames=4, depth=2))
     assert [v.video_id for v in out] == ["video_validation_0000001", "missing", CORRUPT]
     good, missing, corrupt = out
@@ -127,6 +169,7 @@ def test_prefetch_decodes_native_size_and_reports_errors(dataset):
 
 
 # -- backends end to end -----------------------------------------------------------------------
+
 
 def test_hf_backend_end_to_end_with_corrupt_video(dataset, tiny_llava, tmp_path):
     gt, videos = dataset
@@ -140,8 +183,7 @@ def test_hf_backend_end_to_end_with_corrupt_video(dataset, tiny_llava, tmp_path)
     assert len(keys) == len(set(keys)) == 2 * (4 + 2 + 1)
     good = [r for r in rows if r["video_id"] != CORRUPT]
     assert all(r["error"] is None and isinstance(r["text"], str) for r in good)
-    assert all(r["num_frames"] == 4 and len(r["frame_indices"]) == 4 and r["fps"] == pytest.approx(10.0)
-               for r in good)
+    assert all(r["num_frames"] == 4 and len(r["frame_indices"]) == 4 and r["fps"] == pytest.approx(10.0) for r in good)
     assert all(r["backend"] == "hf" and r["model"] == str(tiny_llava) for r in rows)
     key_params = json.loads(next(r for r in good if r["kind"] == "key")["generation_params"])
     assert key_params["max_new_tokens"] == 6 and key_params["do_sample"] is False
@@ -170,8 +212,23 @@ def test_qwen2_vl_tiny_model_built_by_cli_runs(dataset, tmp_path):
 
 def test_cli_exit_code_and_fail_fast(dataset, tiny_llava, tmp_path, capsys):
     gt, videos = dataset
-    args = ["generate", "--ground-truth", str(gt), "--videos", str(videos), "--backend", "hf", "--model",
-            str(tiny_llava), "--num-frames", "2", "--max-new-tokens-key", "3", "--max-new-tokens-complete", "3"]
+    args = [
+        "generate",
+        "--ground-truth",
+        str(gt),
+        "--videos",
+        str(videos),
+        "--backend",
+        "hf",
+        "--model",
+        str(tiny_llava),
+        "--num-frames",
+        "2",
+        "--max-new-tokens-key",
+        "3",
+        "--max-new-tokens-complete",
+        "3",
+    ]
     assert cli_main(args + ["--output", str(tmp_path / "a.parquet")]) == 1
     err = capsys.readouterr().err
     assert "2 failed row(s)" in err and CORRUPT in err
@@ -198,25 +255,33 @@ def test_template_backend_needs_no_video(dataset, tmp_path):
 
 
 def test_synthetic_backend_wraps_describer(dataset, tmp_path):
-    pytest.importorskip("wtal_training.datasets.synthetic.describer")
+    pytest.importorskip("wtal_data.synthetic.describer")
     gt, _ = dataset
     scripts = {
-        "schema_version": 1, "describer": {"omit_prob": 0.0, "wrong_prob": 0.0, "key_phases": 1},
+        "schema_version": 1,
+        "describer": {"omit_prob": 0.0, "wrong_prob": 0.0, "key_phases": 1},
         "background_words": ["crowd"],
         "classes": {
-            "CliffDiving": {"phases": [{"word": "jump", "weight": 2.0, "key": True, "shared_with": []},
-                                       {"word": "splash", "weight": 1.0, "key": False, "shared_with": []}],
-                            "context": ["cliff"]},
-            "TennisSwing": {"phases": [{"word": "swing", "weight": 2.0, "key": True, "shared_with": []}],
-                            "context": ["court"]},
+            "CliffDiving": {
+                "phases": [
+                    {"word": "jump", "weight": 2.0, "key": True, "shared_with": []},
+                    {"word": "splash", "weight": 1.0, "key": False, "shared_with": []},
+                ],
+                "context": ["cliff"],
+            },
+            "TennisSwing": {
+                "phases": [{"word": "swing", "weight": 2.0, "key": True, "shared_with": []}],
+                "context": ["court"],
+            },
         },
         "videos": {},
     }
     path = tmp_path / "scripts.json"
     path.write_text(json.dumps(scripts))
     out = tmp_path / "syn.parquet"
-    summary = run_generate(GenerateConfig(ground_truth=gt, videos=None, output=out, backend="synthetic",
-                                          scripts=path, seed=3))
+    summary = run_generate(
+        GenerateConfig(ground_truth=gt, videos=None, output=out, backend="synthetic", scripts=path, seed=3)
+    )
     assert summary.ok
     rows = read_table(out).to_pylist()
     key = next(r for r in rows if r["class_name"] == "CliffDiving" and r["kind"] == "key")
@@ -229,13 +294,36 @@ def test_synthetic_backend_wraps_describer(dataset, tmp_path):
 
 # -- resume, shards, merge, schema -------------------------------------------------------------
 
+
 def test_resume_after_kill_gives_each_row_exactly_once(tmp_path, tiny_llava):
     gt, videos = _make_dataset(tmp_path / "data", 8)
     out, work = tmp_path / "shard.parquet", tmp_path / "work"
-    cmd = [sys.executable, "-m", "prior_generation", "generate", "--ground-truth", str(gt), "--videos", str(videos),
-           "--backend", "hf", "--model", str(tiny_llava), "--num-frames", "4", "--batch-size", "1",
-           "--max-new-tokens-key", "24", "--max-new-tokens-complete", "24", "--output", str(out),
-           "--work-dir", str(work)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "prior_generation",
+        "generate",
+        "--ground-truth",
+        str(gt),
+        "--videos",
+        str(videos),
+        "--backend",
+        "hf",
+        "--model",
+        str(tiny_llava),
+        "--num-frames",
+        "4",
+        "--batch-size",
+        "1",
+        "--max-new-tokens-key",
+        "24",
+        "--max-new-tokens-complete",
+        "24",
+        "--output",
+        str(out),
+        "--work-dir",
+        str(work),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -268,8 +356,16 @@ def test_changed_prompt_regenerates_stale_rows(dataset, tmp_path):
     assert first.reused == 0
     same = run_generate(GenerateConfig(ground_truth=gt, videos=None, output=out, backend="template", work_dir=work))
     assert same.reused == same.total and same.generated == 0
-    changed = run_generate(GenerateConfig(ground_truth=gt, videos=None, output=out, backend="template",
-                                          work_dir=work, prompt_key="Describe {cls} briefly."))
+    changed = run_generate(
+        GenerateConfig(
+            ground_truth=gt,
+            videos=None,
+            output=out,
+            backend="template",
+            work_dir=work,
+            prompt_key="Describe {cls} briefly.",
+        )
+    )
     assert changed.reused == changed.total // 2  # only the complete rows are still current
     rows = read_table(out).to_pylist()
     assert {r["prompt"] for r in rows if r["kind"] == "key"} >= {"Describe cliff diving briefly."}
@@ -288,8 +384,11 @@ def test_shards_partition_the_work_and_merge_checks_completeness(dataset, tmp_pa
     shards = []
     for i in range(3):
         shards.append(tmp_path / f"shard-{i}-of-3.parquet")
-        run_generate(GenerateConfig(ground_truth=gt, videos=None, output=shards[-1], backend="template",
-                                    shard=(i, 3), mllm_name="template"))
+        run_generate(
+            GenerateConfig(
+                ground_truth=gt, videos=None, output=shards[-1], backend="template", shard=(i, 3), mllm_name="template"
+            )
+        )
     merged = tmp_path / "descriptions.parquet"
     # a repeated shard is deduplicated
     report = merge_shards(gt, shards + [shards[0]], merged)
@@ -300,8 +399,12 @@ def test_shards_partition_the_work_and_merge_checks_completeness(dataset, tmp_pa
         merge_shards(gt, shards[:2], tmp_path / "incomplete.parquet")
     assert "video_validation" in str(info.value)
     assert not (tmp_path / "incomplete.parquet").exists()
-    assert cli_main(["merge", "--ground-truth", str(gt), "--shards", str(shards[0]), "--output",
-                     str(tmp_path / "x.parquet")]) == 2
+    assert (
+        cli_main(
+            ["merge", "--ground-truth", str(gt), "--shards", str(shards[0]), "--output", str(tmp_path / "x.parquet")]
+        )
+        == 2
+    )
 
 
 def test_parquet_readable_by_pandas_polars_duckdb(dataset, tmp_path):
@@ -316,6 +419,7 @@ def test_parquet_readable_by_pandas_polars_duckdb(dataset, tmp_path):
     assert tuple(frame.columns) == COLUMNS and str(frame["created_at"].dt.tz) == "UTC"
     pl_frame = polars.read_parquet(out)
     assert pl_frame.columns == list(COLUMNS) and pl_frame["frame_indices"].dtype == polars.List(polars.Int32)
-    counts = duckdb.sql(f"SELECT kind, count(*) FROM read_parquet('{out}') WHERE error IS NULL GROUP BY kind "
-                        "ORDER BY kind").fetchall()
+    counts = duckdb.sql(
+        f"SELECT kind, count(*) FROM read_parquet('{out}') WHERE error IS NULL GROUP BY kind ORDER BY kind"
+    ).fetchall()
     assert counts == [("complete", len(frame) // 2), ("key", len(frame) // 2)]

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wtal_training.datasets.canonical import FeatureStore, load_ground_truth, write_ground_truth
-from wtal_training.datasets.synthetic import add_synth_arguments, describe, generate_dataset, load_config, run_synth
-from wtal_training.datasets.synthetic.build import select_demo_videos
-from wtal_training.datasets.synthetic.scripts import event_at
+from wtal_data.canonical import FeatureStore, load_ground_truth, write_ground_truth
+from wtal_data.synthetic import add_synth_arguments, describe, generate_dataset, load_config, run_synth
+from wtal_data.synthetic.build import select_demo_videos
+from wtal_data.synthetic.scripts import event_at
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "synthetic.yaml"
@@ -34,10 +34,22 @@ def make_structure(n_per_class: int = 2, seed: int = 0) -> dict:
                     length = float(rng.uniform(1.5, 5.0))
                     anns.append({"label": cls, "segment": [round(t, 2), round(t + length, 2)]})
                     t += length + float(rng.uniform(3, 9))
-                db[vid] = {"subset": subset, "duration": round(duration, 3), "fps": 30.0, "labels": [cls],
-                           "annotations": anns}
-    return {"schema_version": 1, "dataset": "thumos14", "synthetic": False, "classes": CLASSES,
-            "snippet_seconds": 0.64, "database": db, "ambiguous": {}}
+                db[vid] = {
+                    "subset": subset,
+                    "duration": round(duration, 3),
+                    "fps": 30.0,
+                    "labels": [cls],
+                    "annotations": anns,
+                }
+    return {
+        "schema_version": 1,
+        "dataset": "thumos14",
+        "synthetic": False,
+        "classes": CLASSES,
+        "snippet_seconds": 0.64,
+        "database": db,
+        "ambiguous": {},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +79,8 @@ def test_structure_is_kept_and_marked_synthetic(generated, structure):
         got = gt["database"][vid]
         assert got["subset"] == entry["subset"] and got["duration"] == entry["duration"]
         assert sorted(map(tuple, (a["segment"] for a in got["annotations"]))) == sorted(
-            map(tuple, (a["segment"] for a in entry["annotations"])))
+            map(tuple, (a["segment"] for a in entry["annotations"]))
+        )
     store = FeatureStore.open(out / "canonical")
     for vid, entry in structure["database"].items():
         assert store[vid].shape == (math.ceil(entry["duration"] * 25 / 16), 2048)
@@ -83,7 +96,7 @@ def test_scripts_phases_inside_segments_context_outside(generated, cfg):
     assert "HighJump" in run["shared_with"]
     assert scripts["describer"] == cfg["describer"]
     saw_context = False
-    for vid, rec in scripts["videos"].items():
+    for rec in scripts["videos"].values():
         ev = rec["events"]
         assert ev[0]["start"] == 0.0
         assert all(a["end"] == b["start"] for a, b in zip(ev, ev[1:]))
@@ -107,7 +120,9 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, cfg, structure, gener
     ref = (out / "canonical" / "features.npy").read_bytes()
     assert (tmp_path / "a" / "canonical" / "features.npy").read_bytes() == ref
     assert (tmp_path / "b" / "canonical" / "features.npy").read_bytes() != ref
-    assert (tmp_path / "a" / "canonical" / "scripts.json").read_bytes() == (out / "canonical" / "scripts.json").read_bytes()
+    assert (tmp_path / "a" / "canonical" / "scripts.json").read_bytes() == (
+        out / "canonical" / "scripts.json"
+    ).read_bytes()
 
 
 def test_demo_is_a_deterministic_subset_with_same_scripts(tmp_path, cfg, structure, generated):
@@ -132,9 +147,9 @@ def test_demo_is_a_deterministic_subset_with_same_scripts(tmp_path, cfg, structu
 
 def test_text_carries_information_about_features(generated, cfg):
     """A phase's snippets align with its own word's projection more than with other words'."""
-    from prior_generation.word_vectors import load_word_vectors
-    from wtal_training.datasets.synthetic.generate import FeatureModel
-    from wtal_training.datasets.synthetic.scripts import StateTable, class_scripts
+    from wtal_data.synthetic.generate import FeatureModel
+    from wtal_data.synthetic.scripts import StateTable, class_scripts
+    from wtal_data.word_vectors import load_word_vectors
 
     out, _ = generated
     scripts = json.loads((out / "canonical" / "scripts.json").read_text())
@@ -174,7 +189,9 @@ def test_describer_seeded_key_and_complete(generated):
     variants = {describe(scripts, vid, "LongJump", "complete", seed=s, noise=noisy) for s in range(8)}
     assert len(variants) > 1
     own = {"run", "takeoff", "landing", "track", "sand"}
-    wrong = {w.strip(".,") for text in variants for w in text.split()} - set(full.replace(".", "").replace(",", "").split())
+    wrong = {w.strip(".,") for text in variants for w in text.split()} - set(
+        full.replace(".", "").replace(",", "").split()
+    )
     assert wrong - own  # some substituted words come from other classes or background
     assert describe(scripts, vid, "LongJump", "complete", seed=0, noise=0.0) == full  # a number sets both
     with pytest.raises(ValueError):
@@ -207,19 +224,46 @@ def _cli(argv):
 
 def test_cli_runs_and_reports_bad_input(tmp_path, structure, capsys):
     write_ground_truth(tmp_path / "real", structure)
-    rc = _cli(["--config", str(CONFIG), "--size", "demo", "--no-videos", "--structure",
-               str(tmp_path / "real" / "ground_truth.json"), "--output", str(tmp_path / "out")])
+    rc = _cli(
+        [
+            "--config",
+            str(CONFIG),
+            "--size",
+            "demo",
+            "--no-videos",
+            "--structure",
+            str(tmp_path / "real" / "ground_truth.json"),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert rc == 0 and (tmp_path / "out" / "canonical" / "ground_truth.json").exists()
     assert (tmp_path / "out" / "synth.log").exists()
     rc = _cli(["--config", str(CONFIG), "--structure", str(tmp_path / "missing.json"), "--output", str(tmp_path / "x")])
     assert rc == 2 and "missing.json" in capsys.readouterr().err
     bad = dict(structure, classes=CLASSES + ["Juggling"])
     write_ground_truth(tmp_path / "bad", bad)
-    rc = _cli(["--config", str(CONFIG), "--structure", str(tmp_path / "bad" / "ground_truth.json"),
-               "--output", str(tmp_path / "y")])
+    rc = _cli(
+        [
+            "--config",
+            str(CONFIG),
+            "--structure",
+            str(tmp_path / "bad" / "ground_truth.json"),
+            "--output",
+            str(tmp_path / "y"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "Juggling" in err and "synthetic.yaml" in err
     (tmp_path / "broken.yaml").write_text("seed: 0\n")
-    rc = _cli(["--config", str(tmp_path / "broken.yaml"), "--structure", str(tmp_path / "real" / "ground_truth.json"),
-               "--output", str(tmp_path / "z")])
+    rc = _cli(
+        [
+            "--config",
+            str(tmp_path / "broken.yaml"),
+            "--structure",
+            str(tmp_path / "real" / "ground_truth.json"),
+            "--output",
+            str(tmp_path / "z"),
+        ]
+    )
     assert rc == 2 and "broken.yaml" in capsys.readouterr().err

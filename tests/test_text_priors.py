@@ -28,19 +28,50 @@ LONG = " ".join(["The athlete runs quickly and then jumps over the bar while the
 
 ROWS = [
     # (video_id, class_name, kind, text, error, flags)
-    ("v1", "JavelinThrow", "key", "A man runs down the runway and throws the javelin far across the field.", None, None),
-    ("v1", "JavelinThrow", "complete",
-     "A tall athlete sprints down the track, pulls his arm back, and throws the javelin high into the air "
-     "before it lands in the grass.", None, None),
+    (
+        "v1",
+        "JavelinThrow",
+        "key",
+        "A man runs down the runway and throws the javelin far across the field.",
+        None,
+        None,
+    ),
+    (
+        "v1",
+        "JavelinThrow",
+        "complete",
+        "A tall athlete sprints down the track, pulls his arm back, and throws the javelin high into the air "
+        "before it lands in the grass.",
+        None,
+        None,
+    ),
     ("v2", "JavelinThrow", "key", "An athlete hurls a long spear after a short run-up.", None, None),
-    ("v2", "JavelinThrow", "complete",
-     "The woman grips the javelin, accelerates along the runway and releases it with a powerful throw.", None, None),
+    (
+        "v2",
+        "JavelinThrow",
+        "complete",
+        "The woman grips the javelin, accelerates along the runway and releases it with a powerful throw.",
+        None,
+        None,
+    ),
     ("v3", "CliffDiving", "key", "A diver jumps off a high cliff and plunges into the sea.", None, None),
-    ("v3", "CliffDiving", "complete",
-     "A young man climbs to the edge of the rocky cliff, spreads his arms, leaps forward and dives "
-     "head first into the deep blue water below.", None, None),
-    ("v3", "BasketballDunk", "complete",
-     "A player dribbles toward the hoop, jumps and slams the ball through the basket.", None, None),
+    (
+        "v3",
+        "CliffDiving",
+        "complete",
+        "A young man climbs to the edge of the rocky cliff, spreads his arms, leaps forward and dives "
+        "head first into the deep blue water below.",
+        None,
+        None,
+    ),
+    (
+        "v3",
+        "BasketballDunk",
+        "complete",
+        "A player dribbles toward the hoop, jumps and slams the ball through the basket.",
+        None,
+        None,
+    ),
     # a description that never names the action
     ("v4", "BasketballDunk", "key", "People are standing in a gym and talking to each other.", None, None),
     # robustness
@@ -50,7 +81,14 @@ ROWS = [
     ("v6", "CliffDiving", "key", "xqzvbl blorfq zzkkqw wplmxx qqqzzt", None, None),
     ("v6", "CliffDiving", "complete", "!!! ... ???", None, None),
     ("v8", "CliffDiving", "key", "一个男人从悬崖上跳入大海。", None, None),
-    ("v1", "JavelinThrow", "key", "A man runs down the runway and throws the javelin far across the field.", None, None),
+    (
+        "v1",
+        "JavelinThrow",
+        "key",
+        "A man runs down the runway and throws the javelin far across the field.",
+        None,
+        None,
+    ),
     ("v7", "JavelinThrow", "key", "The athlete performs a glorbtastic throw of the javelin.", None, None),
 ]
 COLUMNS = ("video_id", "class_name", "kind", "text", "error", "flags")
@@ -61,14 +99,23 @@ def write_descriptions(path: Path, rows=ROWS) -> Path:
     n = len(rows)
     cols.update(
         prompt=[f"This video contains the actions of {r[1]}." for r in rows],
-        prompt_hash=["abc123"] * n, backend=["tiny"] * n, model=["tiny-random-mllm"] * n,
-        model_revision=["0"] * n, generation_params=['{"max_new_tokens": 128}'] * n,
+        prompt_hash=["abc123"] * n,
+        backend=["tiny"] * n,
+        model=["tiny-random-mllm"] * n,
+        model_revision=["0"] * n,
+        generation_params=['{"max_new_tokens": 128}'] * n,
         num_frames=pa.array([8] * n, pa.int32()),
         frame_indices=pa.array([[0, 4, 8, 12, 16, 20, 24, 28]] * n, pa.list_(pa.int32())),
-        fps=[25.0] * n, seconds=[0.1] * n, created_at=["2024-01-01T00:00:00Z"] * n,
+        fps=[25.0] * n,
+        seconds=[0.1] * n,
+        created_at=["2024-01-01T00:00:00Z"] * n,
     )
-    table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v, pa.string() if k in COLUMNS else None)
-                      for k, v in cols.items()})
+    table = pa.table(
+        {
+            k: v if isinstance(v, pa.Array) else pa.array(v, pa.string() if k in COLUMNS else None)
+            for k, v in cols.items()
+        }
+    )
     pq.write_table(table, path)
     return path
 
@@ -139,7 +186,7 @@ def test_oov_rule_and_vectors(built):
     assert "glorbtastic" not in tp.word_index  # no vector -> <unk>
     ids = tp.key_tokens("v7", "JavelinThrow")[0]
     assert tp.decode(ids) == ["the", "athlete", "performs", "a", "<unk>", "throw", "of", "the", "javelin"]
-    from prior_generation.word_vectors import load_word_vectors
+    from wtal_data.word_vectors import load_word_vectors
 
     glove = load_word_vectors(restrict_to={"throws", "javelin"})
     assert np.allclose(tp.word_vectors[tp.word_index["throws"]], glove.get("throws"))
@@ -178,8 +225,33 @@ def test_deterministic_and_order_independent(built, tmp_path):
 def test_text_word_vectors_and_vocab_cap(built, tmp_path):
     _, src, _, _ = built
     # a GloVe-format text file (d = 7) with a few words: dimension flows from the file
-    words = ["a", "man", "run", "the", "javelin", "throw", "athlete", "cliff", "dive", "diver", "jump", "into",
-             "sea", "high", "off", "and", "down", "far", "across", "field", "runway", "an", "after", "long", "spear"]
+    words = [
+        "a",
+        "man",
+        "run",
+        "the",
+        "javelin",
+        "throw",
+        "athlete",
+        "cliff",
+        "dive",
+        "diver",
+        "jump",
+        "into",
+        "sea",
+        "high",
+        "off",
+        "and",
+        "down",
+        "far",
+        "across",
+        "field",
+        "runway",
+        "an",
+        "after",
+        "long",
+        "spear",
+    ]
     rng = np.random.default_rng(0)
     lines = [w + " " + " ".join(f"{x:.4f}" for x in rng.normal(size=7)) for w in words]
     vec = tmp_path / "vectors.txt"
@@ -212,8 +284,9 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(TextPriorsError, match="no usable"):
         build_text_priors(tmp_path / "allbad.parquet", tmp_path / "out")
     with pytest.raises(TextPriorsError, match="spaCy pipeline 'no_such_model'"):
-        build_text_priors(write_descriptions(tmp_path / "ok.parquet"), tmp_path / "out",
-                          TextPriorsConfig(spacy_model="no_such_model"))
+        build_text_priors(
+            write_descriptions(tmp_path / "ok.parquet"), tmp_path / "out", TextPriorsConfig(spacy_model="no_such_model")
+        )
     with pytest.raises(TextPriorsError, match="meta.json"):
         load_text_priors(tmp_path / "out")
     assert not (tmp_path / "out" / "meta.json").exists()
@@ -230,19 +303,38 @@ def test_masking_unit():
 def test_cli_build_report_and_errors(built, tmp_path, capsys):
     _, src, _, _ = built
     log = tmp_path / "logs" / "tp.log"
-    rc = cli_main(["build", "--descriptions", str(src), "--output-dir", str(tmp_path / "out"), "--max-vocab", "100",
-                   "--seed", "1", "--log", str(log), "--no-progress"])
+    rc = cli_main(
+        [
+            "build",
+            "--descriptions",
+            str(src),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--max-vocab",
+            "100",
+            "--seed",
+            "1",
+            "--log",
+            str(log),
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and log.read_text()
     assert json.loads(capsys.readouterr().out)["counts"]["usable"] == 10
     assert cli_main(["report", str(tmp_path / "out")]) == 0
     text = capsys.readouterr().out
     assert "OOV rate" in text and "masked positions" in text and "action words/sentence" in text
     assert format_report(compute_report(tmp_path / "out")).splitlines()[0].startswith("text priors")
-    assert cli_main(["build", "--descriptions", str(tmp_path / "nope.parquet"), "--output-dir", str(tmp_path / "x")]) == 2
+    assert (
+        cli_main(["build", "--descriptions", str(tmp_path / "nope.parquet"), "--output-dir", str(tmp_path / "x")]) == 2
+    )
     assert "nope.parquet" in capsys.readouterr().err
     assert cli_main(["report", str(tmp_path / "x")]) == 2
-    proc = subprocess.run([sys.executable, "-m", "prior_generation.text_priors", "report", str(tmp_path / "x")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "prior_generation.text_priors", "report", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "meta.json" in proc.stderr
 
 
@@ -269,8 +361,21 @@ def test_cli_config_file(built, tmp_path, capsys):
     _, src, _, _ = built
     cfg = tmp_path / "tp.yaml"
     cfg.write_text("pos_weights: {VERB: 50.0, OTHER: 0.01}\naction_weight: 50.0\nmax_tokens: 40\n")
-    assert cli_main(["build", "--descriptions", str(src), "--output-dir", str(tmp_path / "o"), "--config", str(cfg),
-                     "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "build",
+                "--descriptions",
+                str(src),
+                "--output-dir",
+                str(tmp_path / "o"),
+                "--config",
+                str(cfg),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     rep = compute_report(tmp_path / "o")["by_kind"]["complete"]
     assert rep["words"]["max"] > 40 and rep["truncated"] == 1
@@ -279,8 +384,13 @@ def test_cli_config_file(built, tmp_path, capsys):
         if r["kind"] == "complete":
             masked = {r["is_action"][p] for p in r["mask_positions"]}
             n_action = sum(r["is_action"])
-            assert masked == {True} if n_action >= len(r["mask_positions"]) else \
-                all(r["is_action"][p] <= (p in r["mask_positions"]) for p in range(len(r["words"])))
+            assert (
+                masked == {True}
+                if n_action >= len(r["mask_positions"])
+                else all(r["is_action"][p] <= (p in r["mask_positions"]) for p in range(len(r["words"])))
+            )
     cfg.write_text("no_such_field: 1\n")
-    assert cli_main(["build", "--descriptions", str(src), "--output-dir", str(tmp_path / "o2"), "--config", str(cfg)]) == 2
+    assert (
+        cli_main(["build", "--descriptions", str(src), "--output-dir", str(tmp_path / "o2"), "--config", str(cfg)]) == 2
+    )
     assert "no_such_field" in capsys.readouterr().err

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers.toy_data import make_toy_dataset
 
+from wtal_data.canonical import DatasetError, load_ground_truth, write_ground_truth
 from wtal_training.cli import main
 from wtal_training.config import build_config
-from wtal_training.datasets.canonical import DatasetError, load_ground_truth, write_ground_truth
 from wtal_training.engine import BaseObjective, TrainingError, evaluate_model, infer, load_data, train_seed
 from wtal_training.models import build_base_method
 from wtal_training.sampler import BatchSampler, random_perturb_indices
-from wtal_training.toy_data import make_toy_dataset
 
 torch.set_num_threads(1)
 FAST = ["max_seqlen=48", "lr=1e-3", "dropout_ratio=0.3", "log_every=10", "checkpoint_every=5", "num_timeline_videos=1"]
@@ -78,8 +78,26 @@ def test_training_is_deterministic_on_cpu(toy, tmp_path):
 
 def test_trained_beats_untrained_and_writes_outputs(toy, tmp_path):
     out = tmp_path / "run"
-    code = main(["train", "--data", str(toy), "--method", "co2net", "--iterations", "100", "--seeds", "0", "1",
-                 "--device", "cpu", "--output-dir", str(out), "--no-progress"] + sum([["--set", s] for s in FAST], []))
+    code = main(
+        [
+            "train",
+            "--data",
+            str(toy),
+            "--method",
+            "co2net",
+            "--iterations",
+            "100",
+            "--seeds",
+            "0",
+            "1",
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(out),
+            "--no-progress",
+        ]
+        + sum([["--set", s] for s in FAST], [])
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results["per_seed"]) == {"0", "1"} and "mean" in results and "std" in results
@@ -96,8 +114,22 @@ def test_trained_beats_untrained_and_writes_outputs(toy, tmp_path):
     _, _, untrained, _ = evaluate_model(build_base_method(config, 32, 3), data, config)
     assert results["mean"]["average_mAP"]["0.1:0.7"] > untrained["average_mAP"]["0.1:0.7"] + 0.15
     # re-evaluating the checkpoint reproduces the seed's figures
-    assert main(["evaluate", "--data", str(toy), "--checkpoint", str(out / "seed0" / "checkpoint.safetensors"),
-                 "--output-dir", str(tmp_path / "ev"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(toy),
+                "--checkpoint",
+                str(out / "seed0" / "checkpoint.safetensors"),
+                "--output-dir",
+                str(tmp_path / "ev"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     again = json.loads((tmp_path / "ev" / "map.json").read_text())
     assert again["mAP"] == pytest.approx(results["per_seed"]["0"]["mAP"])
 
@@ -109,8 +141,24 @@ def test_nan_features_are_rejected(tmp_path):
     np.save(d / "features.npy", arr)
     with pytest.raises(DatasetError, match="NaN or inf"):
         load_data(d, "cpu")
-    assert main(["train", "--data", str(d), "--method", "delu", "--iterations", "2", "--device", "cpu",
-                 "--output-dir", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(d),
+                "--method",
+                "delu",
+                "--iterations",
+                "2",
+                "--device",
+                "cpu",
+                "--output-dir",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_empty_split_and_class_mismatch(tmp_path, toy):
@@ -125,8 +173,22 @@ def test_empty_split_and_class_mismatch(tmp_path, toy):
     other = make_toy_dataset(tmp_path / "four", num_classes=4, feature_dim=32, num_train=8, num_test=4)
     ckpt_dir = tmp_path / "ck"
     train_seed(load_data(toy, "cpu"), cfg(iterations=2), 0, ckpt_dir, progress=False)
-    assert main(["evaluate", "--data", str(other), "--checkpoint", str(ckpt_dir / "checkpoint.safetensors"),
-                 "--output-dir", str(tmp_path / "x"), "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(other),
+                "--checkpoint",
+                str(ckpt_dir / "checkpoint.safetensors"),
+                "--output-dir",
+                str(tmp_path / "x"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
 
 
 def test_nan_loss_stops_with_iteration_and_keeps_last_good_checkpoint(toy, tmp_path, monkeypatch):

@@ -7,18 +7,22 @@ input, code, software-env), through the CLI.
 """
 
 import json
-import shutil
-import tomllib
 import re
+import tomllib
 
 import pytest
 import yaml
-
-from test_workflow_helpers import REPO, fake_outputs, planned_jobs, run, scratch_copy
+from helpers.workflow import REPO, fake_outputs, planned_jobs, run, scratch_copy
 
 DEMO = "results/demo_map.json"
-PRIOR_CHAIN = {"generate_priors_shard": 2, "merge_priors": 1, "text_priors": 1, "train": 2,
-               "evaluate": 2, "aggregate_map": 1}
+PRIOR_CHAIN = {
+    "generate_priors_shard": 2,
+    "merge_priors": 1,
+    "text_priors": 1,
+    "train": 2,
+    "evaluate": 2,
+    "aggregate_map": 1,
+}
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,19 @@ import json
 import os
 
 import pytest
-
-from test_workflow_helpers import REPO, fake_outputs, run, scratch_copy
+from helpers.workflow import REPO, fake_outputs, run, scratch_copy
 
 STUBS = REPO / "tests" / "stubs"
-SLURM = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",
-         "--jobs", "4", "--retries", "0"]
+SLURM = [
+    "--workflow-profile",
+    "workflow/profiles/slurm",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--jobs",
+    "4",
+    "--retries",
+    "0",
+]
 
 
 def _env(tmp_path):
@@ -51,8 +58,20 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
     # empty fake inputs and fail; what is checked here is the submission itself.
     for rule in ("generate_priors_shard", "train"):
         before = len(_calls(tmp_path))
-        proc = run(root, *SLURM, "--keep-going", "--forcerun", rule, "--until", rule,
-                   "results/demo_map.json", *extra, env=_env(tmp_path), check=False, timeout=240)
+        proc = run(
+            root,
+            *SLURM,
+            "--keep-going",
+            "--forcerun",
+            rule,
+            "--until",
+            rule,
+            "results/demo_map.json",
+            *extra,
+            env=_env(tmp_path),
+            check=False,
+            timeout=240,
+        )
         calls = _calls(tmp_path)[before:]
         assert [_rule(c) for c in calls] == [rule, rule], proc.stdout[-3000:]  # 2 shards / 2 seeds
         for call in calls:
@@ -62,8 +81,20 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
     # The same rule without a GPU (training on the CPU) goes to the CPU partition, no --gpus.
     cpu_extra = ["--config", "mllm=qwen2.5-vl-7b", "datasets={demo: {training: {device: cpu}}}"]
     before = len(_calls(tmp_path))
-    proc = run(root, *SLURM, "--keep-going", "--forcerun", "train", "--until", "train",
-               "results/demo_map.json", *cpu_extra, env=_env(tmp_path), check=False, timeout=240)
+    proc = run(
+        root,
+        *SLURM,
+        "--keep-going",
+        "--forcerun",
+        "train",
+        "--until",
+        "train",
+        "results/demo_map.json",
+        *cpu_extra,
+        env=_env(tmp_path),
+        check=False,
+        timeout=240,
+    )
     calls = _calls(tmp_path)[before:]
     assert [_rule(c) for c in calls] == ["train", "train"], proc.stdout[-3000:]
     for call in calls:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .datasets.canonical import DatasetError
+from wtal_common.io import atomic_output
+from wtal_data.canonical import DatasetError
 
 
 @lru_cache(maxsize=1)
@@ -28,8 +28,16 @@ def code_version() -> str:
         ver = "unknown"
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         if commit:
             ver += f"+g{commit}" + (".dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -44,14 +52,8 @@ def save_checkpoint(path: str | os.PathLike, module: torch.nn.Module, metadata: 
     state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
     meta = {k: json.dumps(v) for k, v in metadata.items()}
     meta["code_version"] = json.dumps(code_version())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, suffix=".safetensors") as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 

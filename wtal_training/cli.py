@@ -1,4 +1,4 @@
-"""``python -m wtal_training train|evaluate``: thin wrappers over :mod:`.protocol`/:mod:`.engine`."""
+"""``python -m wtal_training train|evaluate``: thin wrappers over :mod:`.seeds`/:mod:`.engine`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+from wtal_data.canonical import DatasetError, load_ground_truth
+
 from .config import ConfigError, build_config, config_from_dict
-from .datasets.canonical import DatasetError, load_ground_truth
 
 
 def _setup_logging(log_file: str | None) -> None:
@@ -17,7 +18,9 @@ def _setup_logging(log_file: str | None) -> None:
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,11 +49,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .protocol import run_experiment
+    from .seeds import run_experiment
 
     gt = load_ground_truth(args.data)
-    config = build_config(args.method, gt["dataset"], args.config, args.set, iterations=args.iterations, modules=args.modules)
-    results = run_experiment(args.data, config, args.seeds, args.output_dir, args.device, args.text_priors, not args.no_progress)
+    config = build_config(
+        args.method, gt["dataset"], args.config, args.set, iterations=args.iterations, modules=args.modules
+    )
+    results = run_experiment(
+        args.data, config, args.seeds, args.output_dir, args.device, args.text_priors, not args.no_progress
+    )
     if results:
         print(json.dumps({"mean": results["mean"], "std": results["std"]}, indent=1))
     return 0
@@ -67,8 +74,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     data = load_data(args.data, device)
     if list(meta["classes"]) != list(data.gt["classes"]):
-        raise DatasetError(f"{args.checkpoint}: trained on {len(meta['classes'])} classes, "
-                           f"{args.data} has {data.num_classes} (or a different class list)")
+        raise DatasetError(
+            f"{args.checkpoint}: trained on {len(meta['classes'])} classes, "
+            f"{args.data} has {data.num_classes} (or a different class list)"
+        )
     if int(meta["feature_dim"]) != data.train.feature_dim:
         raise DatasetError(f"{args.checkpoint}: feature_dim {meta['feature_dim']} != data {data.train.feature_dim}")
     config = config_from_dict(meta["config"])
@@ -80,8 +89,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model.load_state_dict(state)
     model.to(device)
     outputs, predictions, metrics, seconds = evaluate_model(model, data, config)
-    write_evaluation(Path(args.output_dir), data, config, outputs, predictions, metrics,
-                     {"checkpoint": str(args.checkpoint), "iterations": meta.get("iteration"), "eval_seconds": round(seconds, 3)})
+    write_evaluation(
+        Path(args.output_dir),
+        data,
+        config,
+        outputs,
+        predictions,
+        metrics,
+        {"checkpoint": str(args.checkpoint), "iterations": meta.get("iteration"), "eval_seconds": round(seconds, 3)},
+    )
     print(json.dumps({"mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"]}, indent=1))
     return 0
 

@@ -70,7 +70,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # last good checkpoint kept for NaN recovery
     num_timeline_videos: int = 4
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         from .models import BASE_METHODS
 
         if self.method not in BASE_METHODS:

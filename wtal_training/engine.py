@@ -25,11 +25,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from wtal_common.errors import StageError
+from wtal_common.io import atomic_write_bytes, atomic_write_json
+from wtal_data.canonical import DatasetError, FeatureStore, check_consistency, load_ground_truth, videos_in_subset
+
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
-from .datasets.canonical import (
-    DatasetError, FeatureStore, atomic_write_bytes, atomic_write_json, check_consistency, load_ground_truth, videos_in_subset,
-)
 from .models import BaseMethod, BaseOutput, Batch, build_base_method
 from .postprocess import predictions_from_outputs
 from .sampler import BatchSampler, DeviceFeatureSet
@@ -37,7 +38,7 @@ from .sampler import BatchSampler, DeviceFeatureSet
 log = logging.getLogger("wtal_training")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(StageError):
     """Training stopped (e.g. a non-finite loss); the message names the iteration."""
 
 
@@ -125,8 +126,9 @@ class _nullcontext:
         return False
 
 
-def build_objective(config: TrainConfig, base_method: BaseMethod, text_priors: Any = None, accelerator: Any = None,
-                    seed: int = 0):
+def build_objective(
+    config: TrainConfig, base_method: BaseMethod, text_priors: Any = None, accelerator: Any = None, seed: int = 0
+):
     """BaseObjective without plug-in modules, else the MLLM4WTAL objective (imported lazily).
 
     ``seed`` is the protocol seed: the plug-ins' text sampling follows it, so seeds differ
@@ -141,15 +143,21 @@ def build_objective(config: TrainConfig, base_method: BaseMethod, text_priors: A
     # The plug-in objective runs its own optimizers outside accelerate: no gradient averaging
     # across processes and no autocast.  Refuse the first, say so for the second.
     if accelerator is not None and accelerator.num_processes > 1:
-        raise TrainingError(f"modules {config.modules} do not support multi-process training yet "
-                            f"({accelerator.num_processes} processes): run them on one device")
+        raise TrainingError(
+            f"modules {config.modules} do not support multi-process training yet "
+            f"({accelerator.num_processes} processes): run them on one device"
+        )
     if config.mixed_precision != "no":
-        log.warning("mixed_precision=%s is ignored with modules %s (they train in fp32)", config.mixed_precision, config.modules)
+        log.warning(
+            "mixed_precision=%s is ignored with modules %s (they train in fp32)", config.mixed_precision, config.modules
+        )
     return build_mllm4wtal_objective({**config.to_dict(), "seed": seed}, base_method, text_priors)
 
 
 @torch.inference_mode()
-def infer(model: nn.Module, data: DeviceFeatureSet, max_snippets: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+def infer(
+    model: nn.Module, data: DeviceFeatureSet, max_snippets: int | None = None
+) -> dict[str, dict[str, np.ndarray]]:
     """Run the inference model on every video of ``data``; per-video numpy outputs.
 
     Videos are sorted by length and packed into zero-padded chunks of at most
@@ -197,8 +205,14 @@ def score_predictions(gt: dict, predictions: dict, config: TrainConfig) -> dict[
     """Official-protocol detection mAP on the test split (the ``evaluation`` package)."""
     from evaluation.detection import evaluate_detection
 
-    return evaluate_detection(gt, predictions, subset="test", tiou_thresholds=list(config.tiou_thresholds),
-                              ambiguous=gt.get("ambiguous") or {}, filter_ambiguous=bool(config.filter_ambiguous))
+    return evaluate_detection(
+        gt,
+        predictions,
+        subset="test",
+        tiou_thresholds=list(config.tiou_thresholds),
+        ambiguous=gt.get("ambiguous") or {},
+        filter_ambiguous=bool(config.filter_ambiguous),
+    )
 
 
 def evaluate_model(model: nn.Module, data: LoadedData, config: TrainConfig) -> tuple[dict, dict, dict, float]:
@@ -210,11 +224,19 @@ def evaluate_model(model: nn.Module, data: LoadedData, config: TrainConfig) -> t
     return outputs, predictions, metrics, time.perf_counter() - start
 
 
-def _checkpoint_metadata(config: TrainConfig, data: LoadedData, seed: int, iteration: int, status: str) -> dict[str, Any]:
+def _checkpoint_metadata(
+    config: TrainConfig, data: LoadedData, seed: int, iteration: int, status: str
+) -> dict[str, Any]:
     return {
-        "config": config.to_dict(), "method": config.method, "classes": data.gt["classes"],
-        "feature_dim": data.train.feature_dim, "dataset": data.gt["dataset"], "seed": seed,
-        "iteration": iteration, "status": status, "snippet_seconds": data.gt["snippet_seconds"],
+        "config": config.to_dict(),
+        "method": config.method,
+        "classes": data.gt["classes"],
+        "feature_dim": data.train.feature_dim,
+        "dataset": data.gt["dataset"],
+        "seed": seed,
+        "iteration": iteration,
+        "status": status,
+        "snippet_seconds": data.gt["snippet_seconds"],
         "inference_model": "base" if not config.modules else "mllm4wtal",
     }
 
@@ -260,7 +282,9 @@ def train_seed(
     # First iteration whose loss was not finite (0: none), kept on the device and read only
     # at log and checkpoint times, so the loop never waits for the GPU.
     first_bad = torch.zeros((), dtype=torch.long, device=device)
-    bar = tqdm(range(1, config.iterations + 1), desc=f"seed {seed}", disable=not (progress and is_main), mininterval=2.0)
+    bar = tqdm(
+        range(1, config.iterations + 1), desc=f"seed {seed}", disable=not (progress and is_main), mininterval=2.0
+    )
     for iteration in bar:
         batch = sampler.sample()
         try:
@@ -269,8 +293,11 @@ def train_seed(
             if isinstance(loss, torch.Tensor):
                 bad_now = (first_bad == 0) & ~torch.isfinite(loss.detach().to(device))
                 first_bad = torch.where(bad_now, torch.full_like(first_bad, iteration), first_bad)
-            if iteration % config.checkpoint_every == 0 or iteration % config.log_every == 0 \
-                    or iteration == config.iterations:
+            if (
+                iteration % config.checkpoint_every == 0
+                or iteration % config.log_every == 0
+                or iteration == config.iterations
+            ):
                 bad = int(first_bad.item())
                 if bad:
                     raise TrainingError(f"non-finite loss at iteration {bad}")
@@ -279,18 +306,31 @@ def train_seed(
             inference = copy.deepcopy(objective.inference_model()).cpu()
             inference.load_state_dict(good_state)
             if is_main:
-                save_checkpoint(output_dir / "checkpoint.safetensors", inference,
-                                _checkpoint_metadata(config, data, seed, good_iter, f"stopped: {exc}"))
+                save_checkpoint(
+                    output_dir / "checkpoint.safetensors",
+                    inference,
+                    _checkpoint_metadata(config, data, seed, good_iter, f"stopped: {exc}"),
+                )
                 _write_metrics_csv(output_dir / "metrics.csv", rows)
-            raise TrainingError(f"seed {seed}: {exc}; kept the last good checkpoint (iteration {good_iter}) "
-                                f"in {output_dir / 'checkpoint.safetensors'}") from exc
+            raise TrainingError(
+                f"seed {seed}: {exc}; kept the last good checkpoint (iteration {good_iter}) "
+                f"in {output_dir / 'checkpoint.safetensors'}"
+            ) from exc
         for k, v in logs.items():
             pending.setdefault(k, []).append(v)
         if iteration % config.checkpoint_every == 0:
-            last_good = (iteration, {k: v.detach().cpu().clone() for k, v in objective.inference_model().state_dict().items()})
+            last_good = (
+                iteration,
+                {k: v.detach().cpu().clone() for k, v in objective.inference_model().state_dict().items()},
+            )
         if iteration % config.log_every == 0 or iteration == config.iterations:
             row = {"iteration": iteration, "elapsed_s": round(time.perf_counter() - start, 3)}
-            row.update({k: float(torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in v]).mean()) for k, v in pending.items()})
+            row.update(
+                {
+                    k: float(torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in v]).mean())
+                    for k, v in pending.items()
+                }
+            )
             pending = {}
             rows.append(row)
             if is_main:
@@ -300,35 +340,62 @@ def train_seed(
                 bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}")
                 _write_metrics_csv(output_dir / "metrics.csv", rows)
     train_seconds = time.perf_counter() - start
-    result: dict[str, Any] = {"seed": seed, "iterations": config.iterations, "train_seconds": round(train_seconds, 3),
-                              "iterations_per_second": round(config.iterations / max(train_seconds, 1e-9), 3)}
+    result: dict[str, Any] = {
+        "seed": seed,
+        "iterations": config.iterations,
+        "train_seconds": round(train_seconds, 3),
+        "iterations_per_second": round(config.iterations / max(train_seconds, 1e-9), 3),
+    }
     if not is_main:
         return result
     inference = objective.inference_model()
-    save_checkpoint(output_dir / "checkpoint.safetensors", inference,
-                    _checkpoint_metadata(config, data, seed, config.iterations, "final"))
+    save_checkpoint(
+        output_dir / "checkpoint.safetensors",
+        inference,
+        _checkpoint_metadata(config, data, seed, config.iterations, "final"),
+    )
     outputs, predictions, metrics, eval_seconds = evaluate_model(inference, data, config)
-    write_evaluation(output_dir, data, config, outputs, predictions, metrics,
-                     {"seed": seed, "iterations": config.iterations, "eval_seconds": round(eval_seconds, 3)})
+    write_evaluation(
+        output_dir,
+        data,
+        config,
+        outputs,
+        predictions,
+        metrics,
+        {"seed": seed, "iterations": config.iterations, "eval_seconds": round(eval_seconds, 3)},
+    )
     for thr, value in metrics["mAP"].items():
         writer.add_scalar(f"test_final/mAP@{thr}", value, config.iterations)
     for rng, value in _averages(metrics).items():
         writer.add_scalar(f"test_final/average_mAP@{rng}", value, config.iterations)
     writer.close()
-    result.update({"mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"], "eval_seconds": round(eval_seconds, 3)})
+    result.update(
+        {"mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"], "eval_seconds": round(eval_seconds, 3)}
+    )
     return result
 
 
-def write_evaluation(output_dir: Path, data: LoadedData, config: TrainConfig, outputs: dict, predictions: dict,
-                     metrics: dict, extra: dict[str, Any]) -> None:
+def write_evaluation(
+    output_dir: Path,
+    data: LoadedData,
+    config: TrainConfig,
+    outputs: dict,
+    predictions: dict,
+    metrics: dict,
+    extra: dict[str, Any],
+) -> None:
     """predictions.json, map.json and a few timeline PNGs for one evaluated model."""
     from .plots import plot_timelines
 
     atomic_write_json(output_dir / "predictions.json", predictions)
     summary = {
         "protocol": "final checkpoint, evaluated once on the test split (no model selection on test)",
-        **extra, "dataset": data.gt["dataset"], "synthetic": bool(data.gt.get("synthetic", False)),
-        "mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"], "per_class": metrics.get("per_class", {}),
+        **extra,
+        "dataset": data.gt["dataset"],
+        "synthetic": bool(data.gt.get("synthetic", False)),
+        "mAP": metrics["mAP"],
+        "average_mAP": metrics["average_mAP"],
+        "per_class": metrics.get("per_class", {}),
     }
     atomic_write_json(output_dir / "map.json", summary)
     plot_timelines(output_dir / "timelines", data.gt, outputs, predictions, config.num_timeline_videos)

@@ -93,7 +93,9 @@ def exp_evidence(logits: torch.Tensor) -> torch.Tensor:
     return torch.exp(logits.clamp(-10, 10))
 
 
-def evidential_loss(cas_supp: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor, ratio: float) -> torch.Tensor:
+def evidential_loss(
+    cas_supp: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor, ratio: float
+) -> torch.Tensor:
     """DELU's video-level evidential loss (exp evidence, "log" type, no KL term).
 
     Video logits: mean suppressed CAS over the top-(T // ratio) snippets by attention,
@@ -109,11 +111,18 @@ def evidential_loss(cas_supp: torch.Tensor, attention: torch.Tensor, labels: tor
     strength = alpha.sum(dim=-1, keepdim=True)
     uncertainty = num_classes / strength
     inverse = labels / alpha
-    g = (1 - uncertainty.detach()) * labels.sum(dim=-1, keepdim=True) * inverse / inverse.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+    g = (
+        (1 - uncertainty.detach())
+        * labels.sum(dim=-1, keepdim=True)
+        * inverse
+        / inverse.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+    )
     return (g * (strength.log() - alpha.log())).sum(dim=-1).mean()
 
 
-def uncertainty_curve(length: int, iteration: int, total_iterations: int, amplitude: float, device=None) -> torch.Tensor:
+def uncertainty_curve(
+    length: int, iteration: int, total_iterations: int, amplitude: float, device=None
+) -> torch.Tensor:
     """DELU's course-learning weights over uncertainty ranks (T,): ``A tanh(theta delta) + 1``.
 
     theta runs from -1 (most certain rank) to 1; delta goes linearly from 1 to -1 over

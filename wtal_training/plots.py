@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from .datasets.canonical import atomic_write_bytes
+from wtal_common.io import atomic_write_bytes
 
 
-def plot_timeline(gt: Mapping[str, Any], video_id: str, attention: np.ndarray, predictions: list[dict], top: int = 10) -> bytes:
+def plot_timeline(
+    gt: Mapping[str, Any], video_id: str, attention: np.ndarray, predictions: list[dict], top: int = 10
+) -> bytes:
     """PNG bytes: GT segments, the ``top`` highest-scoring predictions and the attention curve (seconds)."""
     import matplotlib
 
@@ -53,8 +56,13 @@ def plot_timeline(gt: Mapping[str, Any], video_id: str, attention: np.ndarray, p
     return buffer.getvalue()
 
 
-def plot_timelines(directory: Path, gt: Mapping[str, Any], outputs: Mapping[str, Mapping[str, np.ndarray]],
-                   predictions: Mapping[str, Any], count: int) -> list[Path]:
+def plot_timelines(
+    directory: Path,
+    gt: Mapping[str, Any],
+    outputs: Mapping[str, Mapping[str, np.ndarray]],
+    predictions: Mapping[str, Any],
+    count: int,
+) -> list[Path]:
     """Timelines of the first ``count`` test videos that have annotations (sorted ids)."""
     chosen = [v for v in sorted(outputs) if gt["database"][v].get("annotations")][:count]
     paths = []

@@ -14,8 +14,9 @@ segment arithmetic is in snippets; conversion to seconds uses the data set's
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,8 +99,14 @@ def video_proposals(
         contrast = outer_inner_scores(cas_supp[:, chosen], starts, ends, config.outer_ratio)
         contrast = contrast + config.gamma_oic * scores[chosen][None, :]
         r = len(starts)
-        parts.append((np.repeat(starts, len(chosen)).astype(np.float64), np.repeat(ends, len(chosen)).astype(np.float64),
-                      contrast.reshape(-1), np.tile(chosen, r)))
+        parts.append(
+            (
+                np.repeat(starts, len(chosen)).astype(np.float64),
+                np.repeat(ends, len(chosen)).astype(np.float64),
+                contrast.reshape(-1),
+                np.tile(chosen, r),
+            )
+        )
     if loc_scores is not None and loc_offsets is not None:
         length_t = cas.shape[0]
         centre = np.arange(length_t) + 0.5
@@ -118,7 +125,9 @@ def video_proposals(
     return Proposals(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
-def batched_soft_nms(groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sigma: float = 0.3, chunk: int = 128) -> list[np.ndarray]:
+def batched_soft_nms(
+    groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sigma: float = 0.3, chunk: int = 128
+) -> list[np.ndarray]:
     """Gaussian soft-NMS for many independent groups; returns each group's decayed scores.
 
     Groups of similar size are padded together into (G, N) and processed with N
@@ -188,7 +197,9 @@ def predictions_from_outputs(
         keep = (en - st) > min_length  # after soft-NMS, in snippets, as DELU's test.py
         st, en, sc = st[keep], en[keep], sc[keep]
         for a, b, p in zip(st * seconds, np.minimum(en * seconds, duration), sc):
-            results[vid].append({"label": classes[c], "score": float(p), "segment": [round(float(a), 3), round(float(b), 3)]})
+            results[vid].append(
+                {"label": classes[c], "score": float(p), "segment": [round(float(a), 3), round(float(b), 3)]}
+            )
     for vid in results:
         results[vid].sort(key=lambda r: -r["score"])
     return {"version": "ActivityNet-style detection results", "results": results, "external_data": {"used": False}}

@@ -13,20 +13,28 @@ which up-samples short videos and down-samples long ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from collections.abc import Sequence as SequenceABC
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from .datasets.canonical import DatasetError, FeatureStore
+from wtal_data.canonical import DatasetError, FeatureStore
+
 from .models.base import Batch
 
 
 class DeviceFeatureSet:
     """Features, lengths and multi-hot labels of a list of videos, on one device."""
 
-    def __init__(self, store: FeatureStore, gt: dict, video_ids: Sequence[str], device: torch.device | str, source: str = "features") -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        gt: dict,
+        video_ids: Sequence[str],
+        device: torch.device | str,
+        source: str = "features",
+    ) -> None:
         if not video_ids:
             raise DatasetError(f"{source}: no videos to load")
         self.video_ids = list(video_ids)
@@ -41,7 +49,9 @@ class DeviceFeatureSet:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             vid = self.video_ids[int(np.searchsorted(offsets, row, side="right") - 1)]
-            raise DatasetError(f"{source}: video '{vid}' has NaN or inf features ({int(bad.sum())} snippet(s) in the set)")
+            raise DatasetError(
+                f"{source}: video '{vid}' has NaN or inf features ({int(bad.sum())} snippet(s) in the set)"
+            )
         labels = np.zeros((len(self.video_ids), len(self.classes)), dtype=np.float32)
         for i, vid in enumerate(self.video_ids):
             for label in gt["database"][vid].get("labels", []):
@@ -120,7 +130,9 @@ class BatchSampler:
 
     def __init__(self, data: DeviceFeatureSet, batch_size: int, num_similar: int, max_seqlen: int, seed: int) -> None:
         if num_similar > 0 and len(data.pair_classes) == 0:
-            raise DatasetError("training set: no class has two videos, so same-class pairs cannot be drawn (set num_similar=0)")
+            raise DatasetError(
+                "training set: no class has two videos, so same-class pairs cannot be drawn (set num_similar=0)"
+            )
         self.data = data
         self.batch_size = batch_size
         self.num_similar = num_similar
@@ -154,4 +166,6 @@ class BatchSampler:
         # Plug-ins look up text priors by id; resolved only when read, so a plain base
         # method never copies indices to the host (a GPU sync) in its training loop.
         video_ids = LazyVideoIds(videos, d.video_ids)
-        return Batch(features=features, mask=mask, labels=d.labels[videos], video_ids=video_ids, extras={"video_index": videos})
+        return Batch(
+            features=features, mask=mask, labels=d.labels[videos], video_ids=video_ids, extras={"video_index": videos}
+        )

@@ -33,9 +33,18 @@ class HFBackend(Backend):
     name = "hf"
     needs_frames = True
 
-    def __init__(self, model: str, revision: str | None = None, max_new_tokens: dict[str, int] | None = None,
-                 num_frames: int = 16, target_fps: float | None = None, seed: int = 0,
-                 device: str | None = None, dtype: str | None = None, attn_implementation: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        max_new_tokens: dict[str, int] | None = None,
+        num_frames: int = 16,
+        target_fps: float | None = None,
+        seed: int = 0,
+        device: str | None = None,
+        dtype: str | None = None,
+        attn_implementation: str | None = None,
+    ):
         if not model:
             raise ValueError("--model: the hf backend needs a model id or a local folder")
         super().__init__(model=model, revision=revision)
@@ -50,8 +59,14 @@ class HFBackend(Backend):
         self.net = None
 
     def generation_params(self, kind: str) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens[kind], "do_sample": False, "num_beams": 1,
-                "num_frames": self.num_frames, "target_fps": self.target_fps, "seed": self.seed}
+        return {
+            "max_new_tokens": self.max_new_tokens[kind],
+            "do_sample": False,
+            "num_beams": 1,
+            "num_frames": self.num_frames,
+            "target_fps": self.target_fps,
+            "seed": self.seed,
+        }
 
     def load(self) -> None:
         import torch
@@ -79,8 +94,14 @@ class HFBackend(Backend):
         if not cuda and self.device_name not in (None, "cpu", "auto"):
             self.net.to(self.device_name)
         self._eos = set(_as_list(self.net.generation_config.eos_token_id) or [tokenizer.eos_token_id])
-        log.info("hf backend: loaded %s (revision %s) as %s on %s, %s", self.model, self.revision,
-                 type(self.net).__name__, self.net.device, dtype)
+        log.info(
+            "hf backend: loaded %s (revision %s) as %s on %s, %s",
+            self.model,
+            self.revision,
+            type(self.net).__name__,
+            self.net.device,
+            dtype,
+        )
 
     def _conversation(self, prompt: str) -> list[dict]:
         return [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
@@ -89,14 +110,30 @@ class HFBackend(Backend):
         import torch
         from transformers.video_utils import VideoMetadata
 
-        texts = [self.processor.apply_chat_template(self._conversation(r.prompt), add_generation_prompt=True,
-                                                    tokenize=False) for r in requests]
+        texts = [
+            self.processor.apply_chat_template(self._conversation(r.prompt), add_generation_prompt=True, tokenize=False)
+            for r in requests
+        ]
         videos = [r.video.frames for r in requests]
-        metadata = [VideoMetadata(total_num_frames=r.video.total_frames, fps=r.video.fps,
-                                  frames_indices=list(r.video.indices), height=int(r.video.frames.shape[1]),
-                                  width=int(r.video.frames.shape[2]), video_backend="decord") for r in requests]
-        inputs = self.processor(text=texts, videos=videos, video_metadata=metadata, do_sample_frames=False,
-                                padding=True, return_tensors="pt")
+        metadata = [
+            VideoMetadata(
+                total_num_frames=r.video.total_frames,
+                fps=r.video.fps,
+                frames_indices=list(r.video.indices),
+                height=int(r.video.frames.shape[1]),
+                width=int(r.video.frames.shape[2]),
+                video_backend="decord",
+            )
+            for r in requests
+        ]
+        inputs = self.processor(
+            text=texts,
+            videos=videos,
+            video_metadata=metadata,
+            do_sample_frames=False,
+            padding=True,
+            return_tensors="pt",
+        )
         inputs = inputs.to(self.net.device)
         for key, value in inputs.items():  # pixels follow the model dtype; ids and timings stay as they are
             # (Qwen2.5-VL's float ``second_per_grid_ts`` sets M-RoPE time positions: bf16 would round it)
@@ -106,7 +143,7 @@ class HFBackend(Backend):
         torch.manual_seed(self.seed)
         with torch.inference_mode():
             output = self.net.generate(**inputs, max_new_tokens=limit, do_sample=False, num_beams=1)
-        new_tokens = output[:, inputs["input_ids"].shape[1]:].cpu()
+        new_tokens = output[:, inputs["input_ids"].shape[1] :].cpu()
         results = []
         for row in new_tokens.tolist():
             pad = self.processor.tokenizer.pad_token_id
@@ -125,8 +162,7 @@ class HFBackend(Backend):
             return self._run(requests, kind)
         except Exception as exc:
             if len(requests) == 1:
-                log.warning("hf backend: %s/%s/%s failed: %s", requests[0].video_id, requests[0].class_name,
-                            kind, exc)
+                log.warning("hf backend: %s/%s/%s failed: %s", requests[0].video_id, requests[0].class_name, kind, exc)
                 return [Generation(text=None, error=f"{type(exc).__name__}: {exc}"[:500])]
             log.warning("hf backend: batch of %d failed (%s); retrying one by one", len(requests), exc)
             _free_cuda()

@@ -2,7 +2,7 @@
 
 It stands in for an MLLM on generated data sets (their ``canonical/scripts.json`` says
 what each video shows), so the demo runs this very stage end to end.  The describer
-lives in :mod:`wtal_training.datasets.synthetic.describer`; it is imported only when
+lives in :mod:`wtal_data.synthetic.describer`; it is imported only when
 this backend is used.
 """
 
@@ -39,7 +39,7 @@ class SyntheticBackend(Backend):
             self._scripts = json.loads(self.scripts_path.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"--scripts {self.scripts_path}: not valid JSON ({exc})") from exc
-        from wtal_training.datasets.synthetic.describer import describe
+        from wtal_data.synthetic.describer import describe
 
         self._describe = describe
 

@@ -20,8 +20,16 @@ class VLLMBackend(Backend):
     name = "vllm"
     needs_frames = True
 
-    def __init__(self, model: str, revision: str | None = None, max_new_tokens: dict[str, int] | None = None,
-                 num_frames: int = 16, target_fps: float | None = None, seed: int = 0, **engine_kwargs: Any):
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        max_new_tokens: dict[str, int] | None = None,
+        num_frames: int = 16,
+        target_fps: float | None = None,
+        seed: int = 0,
+        **engine_kwargs: Any,
+    ):
         if not model:
             raise ValueError("--model: the vllm backend needs a model id or a local folder")
         super().__init__(model=model, revision=revision)
@@ -33,8 +41,14 @@ class VLLMBackend(Backend):
         self.engine = None
 
     def generation_params(self, kind: str) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens[kind], "do_sample": False, "num_beams": 1,
-                "num_frames": self.num_frames, "target_fps": self.target_fps, "seed": self.seed}
+        return {
+            "max_new_tokens": self.max_new_tokens[kind],
+            "do_sample": False,
+            "num_beams": 1,
+            "num_frames": self.num_frames,
+            "target_fps": self.target_fps,
+            "seed": self.seed,
+        }
 
     def load(self) -> None:
         try:
@@ -44,8 +58,13 @@ class VLLMBackend(Backend):
         from transformers import AutoProcessor
 
         self.processor = AutoProcessor.from_pretrained(self.model, revision=self.revision)
-        self.engine = LLM(model=self.model, revision=self.revision, seed=self.seed,
-                          limit_mm_per_prompt={"video": 1}, **self.engine_kwargs)
+        self.engine = LLM(
+            model=self.model,
+            revision=self.revision,
+            seed=self.seed,
+            limit_mm_per_prompt={"video": 1},
+            **self.engine_kwargs,
+        )
 
     def generate(self, requests: list[Request], kind: str) -> list[Generation]:
         from vllm import SamplingParams
@@ -57,8 +76,12 @@ class VLLMBackend(Backend):
         for r in requests:
             conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": r.prompt}]}]
             prompt = self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-            metadata = {"total_num_frames": r.video.total_frames, "fps": r.video.fps,
-                        "frames_indices": list(r.video.indices), "video_backend": "decord"}
+            metadata = {
+                "total_num_frames": r.video.total_frames,
+                "fps": r.video.fps,
+                "frames_indices": list(r.video.indices),
+                "video_backend": "decord",
+            }
             inputs.append({"prompt": prompt, "multi_modal_data": {"video": (r.video.frames, metadata)}})
         outputs = self.engine.generate(inputs, params, use_tqdm=False)
         results = []

@@ -12,7 +12,8 @@ import logging
 import os
 import sys
 
-from ..word_vectors import WordVectorError
+from wtal_data.word_vectors import WordVectorError
+
 from .build import build_text_priors
 from .config import DEFAULT_SPACY_MODEL, TextPriorsConfig, TextPriorsError
 from .report import compute_report, format_report
@@ -33,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=None, help="masking and special-vector seed (0)")
     b.add_argument("--n-process", type=int, default=None, help="spaCy worker processes (1)")
     b.add_argument("--ground-truth", default=None, help="optional canonical ground_truth.json: class list and order")
-    b.add_argument("--config", default=None, help="optional JSON/YAML file of TextPriorsConfig fields (e.g. pos_weights)")
+    b.add_argument(
+        "--config", default=None, help="optional JSON/YAML file of TextPriorsConfig fields (e.g. pos_weights)"
+    )
     b.add_argument("--log", default=None, help="also log to this file")
     b.add_argument("--no-progress", action="store_true")
     r = sub.add_parser("report", help="print coverage of a text-priors folder")
@@ -61,8 +64,12 @@ def _config(args: argparse.Namespace) -> TextPriorsConfig:
         if unknown:
             raise TextPriorsError(f"{args.config}: unknown field(s) {unknown}; known: {sorted(known)}")
     given = dict(
-        word_vectors=args.word_vectors, spacy_model=args.spacy_model, max_vocab=args.max_vocab,
-        max_tokens=args.max_tokens, mask_ratio=args.mask_ratio, seed=args.seed,
+        word_vectors=args.word_vectors,
+        spacy_model=args.spacy_model,
+        max_vocab=args.max_vocab,
+        max_tokens=args.max_tokens,
+        mask_ratio=args.mask_ratio,
+        seed=args.seed,
         n_process=args.n_process,
     )
     fields.update({k: v for k, v in given.items() if v is not None})
@@ -78,12 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "log", None):
         os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
         handlers.append(logging.FileHandler(args.log, encoding="utf-8"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
+    )
     try:
         if args.command == "build":
-            meta = build_text_priors(args.descriptions, args.output_dir, _config(args),
-                                     ground_truth=args.ground_truth, progress=not args.no_progress)
+            meta = build_text_priors(
+                args.descriptions,
+                args.output_dir,
+                _config(args),
+                ground_truth=args.ground_truth,
+                progress=not args.no_progress,
+            )
             print(json.dumps({"output_dir": args.output_dir, "seconds": meta["seconds"], "counts": meta["counts"]}))
         else:
             report = compute_report(args.directory)

@@ -30,13 +30,14 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..word_vectors import load_word_vectors
+from wtal_data.word_vectors import load_word_vectors
+
 from .config import MASK_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, TextPriorsConfig, TextPriorsError
 from .descriptions import read_descriptions
 from .masking import mask_row, mask_weights, row_rng
@@ -50,7 +51,7 @@ FILES = ("tokens.parquet", "vocab.json", "word_vectors.npy", "key_bank.json", "c
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
-    from wtal_training.datasets.canonical import atomic_write_bytes
+    from wtal_common.io import atomic_write_bytes
 
     atomic_write_bytes(path, data)
 
@@ -111,16 +112,25 @@ def build_text_priors(
         classes = list(gt_classes)
     else:
         classes = row_classes
-        log.warning("no --ground-truth: classes are those of the descriptions, sorted (%d); pass the data set's "
-                    "ground_truth.json to fix their order and include classes without descriptions", len(classes))
+        log.warning(
+            "no --ground-truth: classes are those of the descriptions, sorted (%d); pass the data set's "
+            "ground_truth.json to fix their order and include classes without descriptions",
+            len(classes),
+        )
     log.info("%d usable descriptions of %d classes from %s (%s)", len(rows), len(classes), descriptions, counts)
 
     # --- spaCy: descriptions, class names, templates -----------------------------------
     nlp = load_spacy(config.spacy_model)
     names = {c: humanize_class_name(c) for c in classes}
     templates = {c: config.template.format(cls=names[c]) for c in classes}
-    toks = tokenize(nlp, [r.text for r in rows], config.batch_size, progress=progress,
-                    max_words=config.max_tokens, n_process=config.n_process)
+    toks = tokenize(
+        nlp,
+        [r.text for r in rows],
+        config.batch_size,
+        progress=progress,
+        max_words=config.max_tokens,
+        n_process=config.n_process,
+    )
     name_toks = dict(zip(classes, tokenize(nlp, [names[c] for c in classes], config.batch_size)))
     tmpl_toks = dict(zip(classes, tokenize(nlp, [templates[c] for c in classes], config.batch_size)))
 
@@ -164,10 +174,28 @@ def build_text_priors(
 
     # --- per-row token ids, action flags, masks -------------------------------------------
     class_words = {c: _class_words(name_toks[c]) for c in classes}
-    cols: dict[str, list] = {k: [] for k in (
-        "video_id", "class_name", "kind", "text", "words", "token_ids", "pos", "is_action", "num_words",
-        "truncated", "names_class", "known_ratio", "generation_flags", "model",
-        "masked_input_ids", "target_ids", "mask_positions")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "video_id",
+            "class_name",
+            "kind",
+            "text",
+            "words",
+            "token_ids",
+            "pos",
+            "is_action",
+            "num_words",
+            "truncated",
+            "names_class",
+            "known_ratio",
+            "generation_flags",
+            "model",
+            "masked_input_ids",
+            "target_ids",
+            "mask_positions",
+        )
+    }
     key_bank: dict[str, list[dict[str, Any]]] = {c: [] for c in classes}
     for row, tok, n, known in kept:
         ids = vocab.encode(tok.words)
@@ -178,10 +206,20 @@ def build_text_priors(
             for w, lemma, pos, stop in zip(tok.words, tok.lemmas, tok.pos, tok.stop)
         ]
         for name, value in (
-            ("video_id", row.video_id), ("class_name", row.class_name), ("kind", row.kind), ("text", row.text),
-            ("words", tok.words), ("token_ids", ids), ("pos", tok.pos), ("is_action", is_action),
-            ("num_words", n), ("truncated", n > len(tok.words)), ("names_class", names_class),
-            ("known_ratio", known), ("generation_flags", row.generation_flags), ("model", row.model),
+            ("video_id", row.video_id),
+            ("class_name", row.class_name),
+            ("kind", row.kind),
+            ("text", row.text),
+            ("words", tok.words),
+            ("token_ids", ids),
+            ("pos", tok.pos),
+            ("is_action", is_action),
+            ("num_words", n),
+            ("truncated", n > len(tok.words)),
+            ("names_class", names_class),
+            ("known_ratio", known),
+            ("generation_flags", row.generation_flags),
+            ("model", row.model),
         ):
             cols[name].append(value)
         if row.kind == "complete":
@@ -201,53 +239,84 @@ def build_text_priors(
         name_ids = vocab.encode(name_toks[c].words)
         t = tmpl_toks[c]
         t_ids = vocab.encode(t.words)
-        t_action = [pos == "VERB" or (not stop and (w in class_words[c] or lemma in class_words[c]))
-                    for w, lemma, pos, stop in zip(t.words, t.lemmas, t.pos, t.stop)]  # the rows' rule
+        t_action = [
+            pos == "VERB" or (not stop and (w in class_words[c] or lemma in class_words[c]))
+            for w, lemma, pos, stop in zip(t.words, t.lemmas, t.pos, t.stop)
+        ]  # the rows' rule
         t_mask = mask_row(
-            t_ids, mask_weights(t.pos, t_action, config.pos_weights, config.action_weight), config.mask_ratio,
+            t_ids,
+            mask_weights(t.pos, t_action, config.pos_weights, config.action_weight),
+            config.mask_ratio,
             row_rng(config.seed, "<template>", c, templates[c]),
         )
         per_class[c] = {
-            "name": names[c], "name_ids": name_ids, "template": templates[c], "template_ids": t_ids,
-            "template_masked_input_ids": t_mask.input_ids, "template_mask_positions": t_mask.positions,
+            "name": names[c],
+            "name_ids": name_ids,
+            "template": templates[c],
+            "template_ids": t_ids,
+            "template_masked_input_ids": t_mask.input_ids,
+            "template_mask_positions": t_mask.positions,
         }
 
     # --- counts --------------------------------------------------------------------------
     all_ids = [i for ids in cols["token_ids"] for i in ids]
     no_vector = sum(table.lookup(w, wv)[1] is None for ws in cols["words"] for w in ws)
-    counts.update({
-        "usable": len(kept),
-        "usable_key": sum(k == "key" for k in cols["kind"]),
-        "usable_complete": sum(k == "complete" for k in cols["kind"]),
-        "never_names_class": sum(not x for x in cols["names_class"]),
-        "classes_without_key": sum(not key_bank[c] for c in classes),
-        "tokens": len(all_ids),
-        "unk_tokens": sum(i == UNK_ID for i in all_ids),
-        "no_vector_tokens": int(no_vector),
-        "vocab_size": len(vocab),
-        "vocab_words_without_vector": sum(v == "unk" for v in vocab.vector_from),
-    })
+    counts.update(
+        {
+            "usable": len(kept),
+            "usable_key": sum(k == "key" for k in cols["kind"]),
+            "usable_complete": sum(k == "complete" for k in cols["kind"]),
+            "never_names_class": sum(not x for x in cols["names_class"]),
+            "classes_without_key": sum(not key_bank[c] for c in classes),
+            "tokens": len(all_ids),
+            "unk_tokens": sum(i == UNK_ID for i in all_ids),
+            "no_vector_tokens": int(no_vector),
+            "vocab_size": len(vocab),
+            "vocab_words_without_vector": sum(v == "unk" for v in vocab.vector_from),
+        }
+    )
 
     # --- write (meta.json last) ----------------------------------------------------------
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)  # the folder is incomplete until the end
     list_i32 = pa.list_(pa.int32())
-    schema = pa.schema([
-        ("video_id", pa.string()), ("class_name", pa.string()), ("kind", pa.string()), ("text", pa.string()),
-        ("words", pa.list_(pa.string())), ("token_ids", list_i32), ("pos", pa.list_(pa.string())),
-        ("is_action", pa.list_(pa.bool_())), ("num_words", pa.int32()), ("truncated", pa.bool_()),
-        ("names_class", pa.bool_()), ("known_ratio", pa.float32()), ("generation_flags", pa.string()),
-        ("model", pa.string()), ("masked_input_ids", list_i32), ("target_ids", list_i32), ("mask_positions", list_i32),
-    ])
+    schema = pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("class_name", pa.string()),
+            ("kind", pa.string()),
+            ("text", pa.string()),
+            ("words", pa.list_(pa.string())),
+            ("token_ids", list_i32),
+            ("pos", pa.list_(pa.string())),
+            ("is_action", pa.list_(pa.bool_())),
+            ("num_words", pa.int32()),
+            ("truncated", pa.bool_()),
+            ("names_class", pa.bool_()),
+            ("known_ratio", pa.float32()),
+            ("generation_flags", pa.string()),
+            ("model", pa.string()),
+            ("masked_input_ids", list_i32),
+            ("target_ids", list_i32),
+            ("mask_positions", list_i32),
+        ]
+    )
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pydict(cols, schema=schema), buffer, compression="zstd")
     _atomic_bytes(out / "tokens.parquet", buffer.getvalue().to_pybytes())
     specials = {"PAD": PAD_ID, "UNK": UNK_ID, "START": START_ID, "MASK": MASK_ID}
-    _atomic_json(out / "vocab.json", {
-        "schema_version": SCHEMA_VERSION, "tokens": vocab.tokens, "specials": specials,
-        "special_tokens": list(SPECIALS), "frequency": vocab.frequency, "vector_from": vocab.vector_from,
-        "config": config.to_dict(),
-    })
+    _atomic_json(
+        out / "vocab.json",
+        {
+            "schema_version": SCHEMA_VERSION,
+            "tokens": vocab.tokens,
+            "specials": specials,
+            "special_tokens": list(SPECIALS),
+            "frequency": vocab.frequency,
+            "vector_from": vocab.vector_from,
+            "config": config.to_dict(),
+        },
+    )
     npy = io.BytesIO()
     np.save(npy, matrix)
     _atomic_bytes(out / "word_vectors.npy", npy.getvalue())
@@ -265,7 +334,7 @@ def build_text_priors(
         "counts": counts,
         "files": list(FILES),
         "seconds": round(time.perf_counter() - t0, 3),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     _atomic_json(out / "meta.json", meta)
     log.info("text priors written to %s in %.2f s: %s", out, meta["seconds"], counts)

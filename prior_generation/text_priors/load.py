@@ -73,10 +73,14 @@ class TextPriors:
             if kind == "key":
                 self._key.setdefault(key, []).append(_ids(table["token_ids"][i]))
             else:
-                self._complete.setdefault(key, []).append(CompleteItem(
-                    _ids(table["masked_input_ids"][i]), _ids(table["target_ids"][i]),
-                    _ids(table["mask_positions"][i]), table["text"][i],
-                ))
+                self._complete.setdefault(key, []).append(
+                    CompleteItem(
+                        _ids(table["masked_input_ids"][i]),
+                        _ids(table["target_ids"][i]),
+                        _ids(table["mask_positions"][i]),
+                        table["text"][i],
+                    )
+                )
 
     def _ordered(self, stored: list[str], wanted: list[str] | None) -> list[str]:
         """The data set's class order (label index order) when given; the stored one otherwise."""
@@ -87,7 +91,8 @@ class TextPriors:
         if missing or extra:
             raise TextPriorsError(
                 f"{self.directory}: classes differ from the data set's: missing {missing}, not in the data set {extra} "
-                f"(rebuild with --ground-truth)")
+                f"(rebuild with --ground-truth)"
+            )
         return list(wanted)
 
     # -- vocabulary ------------------------------------------------------------------------
@@ -126,8 +131,10 @@ class TextPriors:
     def template_complete(self, class_name: str) -> CompleteItem:
         entry = self._check_class(class_name)
         return CompleteItem(
-            _ids(entry["template_masked_input_ids"]), _ids(entry["template_ids"]),
-            _ids(entry["template_mask_positions"]), entry["template"],
+            _ids(entry["template_masked_input_ids"]),
+            _ids(entry["template_ids"]),
+            _ids(entry["template_mask_positions"]),
+            entry["template"],
         )
 
     def template_tokens(self, class_name: str) -> np.ndarray:

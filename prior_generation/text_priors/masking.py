@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -44,7 +44,9 @@ def row_rng(seed: int, *key: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def mask_weights(pos: Sequence[str], is_action: Sequence[bool], pos_weights: dict[str, float], action_weight: float) -> np.ndarray:
+def mask_weights(
+    pos: Sequence[str], is_action: Sequence[bool], pos_weights: dict[str, float], action_weight: float
+) -> np.ndarray:
     other = pos_weights.get("OTHER", 1.0)
     return np.array(
         [action_weight if act else pos_weights.get(tag, other) for tag, act in zip(pos, is_action)], dtype=np.float64

@@ -22,8 +22,15 @@ def _dist(values: list[float]) -> dict[str, float]:
         return {"n": 0}
     a = np.asarray(values, dtype=np.float64)
     q = np.percentile(a, [0, 10, 50, 90, 100])
-    return {"n": int(a.size), "mean": round(float(a.mean()), 2), "min": float(q[0]), "p10": float(q[1]),
-            "median": float(q[2]), "p90": float(q[3]), "max": float(q[4])}
+    return {
+        "n": int(a.size),
+        "mean": round(float(a.mean()), 2),
+        "min": float(q[0]),
+        "p10": float(q[1]),
+        "median": float(q[2]),
+        "p90": float(q[3]),
+        "max": float(q[4]),
+    }
 
 
 def compute_report(directory: str | os.PathLike) -> dict[str, Any]:
@@ -65,7 +72,8 @@ def compute_report(directory: str | os.PathLike) -> dict[str, Any]:
                 "noun_share": round(sum(p in ("NOUN", "PROPN") for p, _ in masked_pos) / max(1, n_masked), 4),
                 "action_share": round(sum(a for _, a in masked_pos) / max(1, n_masked), 4),
                 "verb_share_of_all_words": round(
-                    sum(p == "VERB" for i in idx for p in t["pos"][i]) / max(1, n_words), 4),
+                    sum(p == "VERB" for i in idx for p in t["pos"][i]) / max(1, n_words), 4
+                ),
             }
         report["by_kind"][kind] = entry
     return report
@@ -87,15 +95,21 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     for kind, e in report["by_kind"].items():
         w, a = e["words"], e["action_words_per_sentence"]
-        lines.append(f"  [{kind}] rows {e['rows']}, OOV rate {e['oov_rate']:.2%}, never names class {e['never_names_class']}, "
-                     f"truncated {e['truncated']}")
+        lines.append(
+            f"  [{kind}] rows {e['rows']}, OOV rate {e['oov_rate']:.2%}, never names class {e['never_names_class']}, "
+            f"truncated {e['truncated']}"
+        )
         if w.get("n"):
-            lines.append(f"    words/sentence: mean {w['mean']}, min {w['min']:.0f}, p10 {w['p10']:.0f}, "
-                         f"median {w['median']:.0f}, p90 {w['p90']:.0f}, max {w['max']:.0f}")
+            lines.append(
+                f"    words/sentence: mean {w['mean']}, min {w['min']:.0f}, p10 {w['p10']:.0f}, "
+                f"median {w['median']:.0f}, p90 {w['p90']:.0f}, max {w['max']:.0f}"
+            )
             lines.append(f"    action words/sentence: mean {a['mean']}, median {a['median']:.0f}, max {a['max']:.0f}")
         if "masked" in e:
             m = e["masked"]
-            lines.append(f"    masked positions {m['positions']} ({m['share_of_words']:.2%} of words): verbs {m['verb_share']:.2%}, "
-                         f"nouns {m['noun_share']:.2%}, action words {m['action_share']:.2%} "
-                         f"(verbs are {m['verb_share_of_all_words']:.2%} of all words)")
+            lines.append(
+                f"    masked positions {m['positions']} ({m['share_of_words']:.2%} of words): verbs {m['verb_share']:.2%}, "
+                f"nouns {m['noun_share']:.2%}, action words {m['action_share']:.2%} "
+                f"(verbs are {m['verb_share_of_all_words']:.2%} of all words)"
+            )
     return "\n".join(lines)

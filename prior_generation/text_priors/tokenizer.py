@@ -18,8 +18,8 @@ spaCy's multiprocessing for large inputs on a multi-core node.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .config import TextPriorsError
 

@@ -24,12 +24,13 @@ OOV rule (a word is looked up lower-cased, then by its lemma(s), most frequent f
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..word_vectors import WordVectors
+from wtal_data.word_vectors import WordVectors
+
 from .config import MASK_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, TextPriorsError
 
 
@@ -94,8 +95,8 @@ def build_vocab(table: LemmaTable, forced: Sequence[str], wv: WordVectors, max_v
     with_vector = [w for w in table.frequency if w not in forced_set and table.lookup(w, wv)[1] is not None]
     with_vector.sort(key=lambda w: (-table.frequency[w], w))
     tokens += with_vector[:room]
-    frequency = [0] * len(SPECIALS) + [int(table.frequency.get(w, 0)) for w in tokens[len(SPECIALS):]]
-    vector_from = ["special"] * len(SPECIALS) + [table.lookup(w, wv)[0] for w in tokens[len(SPECIALS):]]
+    frequency = [0] * len(SPECIALS) + [int(table.frequency.get(w, 0)) for w in tokens[len(SPECIALS) :]]
+    vector_from = ["special"] * len(SPECIALS) + [table.lookup(w, wv)[0] for w in tokens[len(SPECIALS) :]]
     return Vocab(tokens, frequency, vector_from)
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 STATE = Path(os.environ.get("SLURM_STUB_DIR", f"/tmp/slurm-stub-{os.getuid()}"))
@@ -69,8 +68,12 @@ def sbatch(args):
     (jobs / f"{job}.script").write_text(script)
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "_run", job, log],
-        cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     (jobs / f"{job}.pid").write_text(str(proc.pid))
     print(job)

@@ -44,8 +44,7 @@ def _check_references():
     for name in config["targets"]:
         if name not in DATASETS:
             raise WorkflowError(
-                f"config field 'targets': {name!r} is not a data set "
-                f"({', '.join(sorted(DATASETS))})"
+                f"config field 'targets': {name!r} is not a data set " f"({', '.join(sorted(DATASETS))})"
             )
 
 
@@ -102,10 +101,7 @@ def run_dir(dataset, mllm, experiment):
 
 def shard_paths(wildcards):
     n = config["priors"]["shards"]
-    return [
-        f"{priors_dir(wildcards.dataset, wildcards.mllm)}/shards/shard-{i}-of-{n}.parquet"
-        for i in range(n)
-    ]
+    return [f"{priors_dir(wildcards.dataset, wildcards.mllm)}/shards/shard-{i}-of-{n}.parquet" for i in range(n)]
 
 
 def cli_args(pairs):
@@ -188,9 +184,7 @@ def generate_params(wildcards):
             "--backend": m["backend"],
             "--model": m.get("model"),
             "--revision": m.get("revision"),
-            "--scripts": canonical(wildcards.dataset, "scripts.json")
-            if d["kind"] == "synthetic"
-            else None,
+            "--scripts": canonical(wildcards.dataset, "scripts.json") if d["kind"] == "synthetic" else None,
             "--num-frames": p["num_frames"],
             "--batch-size": p["batch_size"],
             "--max-new-tokens-key": p["max_new_tokens_key"],
@@ -225,9 +219,7 @@ def train_inputs(wildcards):
         "index": canonical(wildcards.dataset, "features_index.json"),
     }
     if cfg["modules"]:
-        inputs["text_priors"] = (
-            f"{priors_dir(wildcards.dataset, wildcards.mllm)}/text_priors/meta.json"
-        )
+        inputs["text_priors"] = f"{priors_dir(wildcards.dataset, wildcards.mllm)}/text_priors/meta.json"
     if cfg.get("config"):
         inputs["method_config"] = cfg["config"]
     return inputs
@@ -240,9 +232,7 @@ def train_params(wildcards):
         {
             "--method": cfg["method"],
             "--modules": cfg["modules"],
-            "--text-priors": f"{priors_dir(wildcards.dataset, wildcards.mllm)}/text_priors"
-            if cfg["modules"]
-            else None,
+            "--text-priors": f"{priors_dir(wildcards.dataset, wildcards.mllm)}/text_priors" if cfg["modules"] else None,
             "--config": cfg.get("config"),
             "--iterations": cfg.get("iterations"),
             "--device": cfg["device"],

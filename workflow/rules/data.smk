@@ -11,9 +11,6 @@ rule ingest_real:
         gt=canonical("{dataset}", "ground_truth.json"),
         features=canonical("{dataset}", "features.npy"),
         index=canonical("{dataset}", "features_index.json"),
-    params:
-        fmt=lambda wc: DATASETS[wc.dataset]["format"],
-        outdir=lambda wc, output: str(Path(output.gt).parent),
     log:
         "logs/data/{dataset}/ingest.log",
     wildcard_constraints:
@@ -23,8 +20,11 @@ rule ingest_real:
     resources:
         mem_mb=16000,
         runtime=30,
+    params:
+        fmt=lambda wc: DATASETS[wc.dataset]["format"],
+        outdir=lambda wc, output: str(Path(output.gt).parent),
     shell:
-        "python -m wtal_training.datasets ingest --format {params.fmt} --dataset {wildcards.dataset}"
+        "python -m wtal_data ingest --format {params.fmt} --dataset {wildcards.dataset}"
         " --annotations {input.annotations:q} --features {input.features:q}"
         " --output {params.outdir} --log {log}"
 
@@ -35,10 +35,6 @@ rule ingest_structure:
         annotations=lambda wc: DATASETS[DATASETS[wc.dataset]["structure"]]["annotations"],
     output:
         gt="data/{dataset}/structure/ground_truth.json",
-    params:
-        structure=lambda wc: DATASETS[wc.dataset]["structure"],
-        fmt=lambda wc: DATASETS[DATASETS[wc.dataset]["structure"]]["format"],
-        outdir=lambda wc, output: str(Path(output.gt).parent),
     log:
         "logs/data/{dataset}/ingest_structure.log",
     wildcard_constraints:
@@ -48,8 +44,12 @@ rule ingest_structure:
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        structure=lambda wc: DATASETS[wc.dataset]["structure"],
+        fmt=lambda wc: DATASETS[DATASETS[wc.dataset]["structure"]]["format"],
+        outdir=lambda wc, output: str(Path(output.gt).parent),
     shell:
-        "python -m wtal_training.datasets ingest --format {params.fmt} --dataset {params.structure}"
+        "python -m wtal_data ingest --format {params.fmt} --dataset {params.structure}"
         " --annotations {input.annotations:q} --no-features --output {params.outdir} --log {log}"
 
 
@@ -63,9 +63,6 @@ rule synthesize:
         features=canonical("{dataset}", "features.npy"),
         index=canonical("{dataset}", "features_index.json"),
         scripts=canonical("{dataset}", "scripts.json"),
-    params:
-        args=synth_params,
-        outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     log:
         "logs/data/{dataset}/synth.log",
     wildcard_constraints:
@@ -75,9 +72,11 @@ rule synthesize:
     resources:
         mem_mb=8000,
         runtime=30,
+    params:
+        args=synth_params,
+        outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     shell:
-        "python -m wtal_training.datasets synth {params.args} --structure {input.structure}"
-        " --output {params.outdir} --log {log}"
+        "python -m wtal_data synth {params.args} --structure {input.structure}" " --output {params.outdir} --log {log}"
 
 
 rule synthesize_with_videos:
@@ -91,9 +90,6 @@ rule synthesize_with_videos:
         index=canonical("{dataset}", "features_index.json"),
         scripts=canonical("{dataset}", "scripts.json"),
         videos=directory("data/{dataset}/videos"),
-    params:
-        args=synth_params,
-        outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     log:
         "logs/data/{dataset}/synth.log",
     wildcard_constraints:
@@ -103,8 +99,11 @@ rule synthesize_with_videos:
     resources:
         mem_mb=8000,
         runtime=30,
+    params:
+        args=synth_params,
+        outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     shell:
-        "python -m wtal_training.datasets synth {params.args} --structure {input.structure}"
+        "python -m wtal_data synth {params.args} --structure {input.structure}"
         " --output {params.outdir} --videos --log {log}"
 
 
@@ -114,14 +113,14 @@ rule check_videos:
         gt=canonical("{dataset}", "ground_truth.json"),
     output:
         "results/checks/{dataset}/videos.json",
-    params:
-        videos=lambda wc: DATASETS[wc.dataset]["videos"],
-        subset="train",
     log:
         "logs/data/{dataset}/check_videos.log",
     wildcard_constraints:
         dataset=_alternatives(REAL),
     conda:
         "../../envs/workflow.yaml"
+    params:
+        videos=lambda wc: DATASETS[wc.dataset]["videos"],
+        subset="train",
     script:
         "../scripts/check_videos.py"

@@ -9,9 +9,6 @@ rule evaluate:
         predictions="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/predictions.json",
     output:
         "results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/eval_map.json",
-    params:
-        subset=lambda wc: DATASETS[wc.dataset]["eval_subset"],
-        tiou=lambda wc: DATASETS[wc.dataset]["tiou"],
     log:
         "logs/evaluate/{dataset}/{mllm}/{experiment}/seed{seed}.log",
     conda:
@@ -19,6 +16,9 @@ rule evaluate:
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        subset=lambda wc: DATASETS[wc.dataset]["eval_subset"],
+        tiou=lambda wc: DATASETS[wc.dataset]["tiou"],
     shell:
         "python -m evaluation --ground-truth {input.gt} --predictions {input.predictions}"
         " --subset {params.subset} --tiou {params.tiou:q} --output {output} > {log} 2>&1"
@@ -36,14 +36,14 @@ rule aggregate_map:
             category="mAP",
             subcategory="{dataset}",
         ),
+    log:
+        "logs/aggregate/{dataset}.log",
+    conda:
+        "../../envs/workflow.yaml"
     params:
         dataset="{dataset}",
         kind=lambda wc: DATASETS[wc.dataset]["kind"],
         seeds=lambda wc: training_cfg(wc.dataset)["seeds"],
         summary=summary_config,
-    log:
-        "logs/aggregate/{dataset}.log",
-    conda:
-        "../../envs/workflow.yaml"
     script:
         "../scripts/aggregate_map.py"

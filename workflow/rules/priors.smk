@@ -11,9 +11,6 @@ rule generate_priors_shard:
         gt=ground_truth,
     output:
         "results/priors/{dataset}/{mllm}/shards/shard-{shard}-of-{nshards}.parquet",
-    params:
-        args=generate_params,
-        videos=lambda wc: videos_dir(wc.dataset),
     log:
         "logs/priors/{dataset}/{mllm}/generate-{shard}-of-{nshards}.log",
     conda:
@@ -24,6 +21,9 @@ rule generate_priors_shard:
         mem_mb=lambda wc: 64000 if prior_gpu(wc) else 4000,
         runtime=lambda wc: 360 if prior_gpu(wc) else 30,
         slurm_partition=lambda wc: slurm_partition(prior_gpu(wc)),
+    params:
+        args=generate_params,
+        videos=lambda wc: videos_dir(wc.dataset),
     shell:
         "python -m prior_generation generate --ground-truth {input.gt} --videos {params.videos:q}"
         " {params.args} --shard {wildcards.shard}/{wildcards.nshards}"
@@ -56,9 +56,6 @@ rule text_priors:
         gt=ground_truth,
     output:
         "results/priors/{dataset}/{mllm}/text_priors/meta.json",
-    params:
-        args=text_prior_params,
-        outdir=lambda wc, output: str(Path(output[0]).parent),
     log:
         "logs/priors/{dataset}/{mllm}/text_priors.log",
     conda:
@@ -66,6 +63,9 @@ rule text_priors:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        args=text_prior_params,
+        outdir=lambda wc, output: str(Path(output[0]).parent),
     shell:
         "python -m prior_generation.text_priors build --descriptions {input.descriptions}"
         " --ground-truth {input.gt} --output-dir {params.outdir} {params.args} --log {log}"

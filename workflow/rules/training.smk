@@ -12,18 +12,12 @@ rule train:
         predictions="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/predictions.json",
         checkpoint="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/checkpoint.safetensors",
         timelines=report(
-            directory(
-                "results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/timelines"
-            ),
+            directory("results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/timelines"),
             patterns=["{name}.png"],
             caption="../report/timelines.rst",
             category="Timelines",
             subcategory="{dataset} / {mllm} / seed {seed}",
         ),
-    params:
-        args=train_params,
-        data=lambda wc: f"data/{wc.dataset}/canonical",
-        outdir=lambda wc, output: str(Path(output.results).parent),
     log:
         "logs/train/{dataset}/{mllm}/{experiment}/seed{seed}.log",
     conda:
@@ -34,6 +28,10 @@ rule train:
         mem_mb=lambda wc: 32000 if train_gpu(wc) else 4000,
         runtime=lambda wc: 60 if train_gpu(wc) else 30,
         slurm_partition=lambda wc: slurm_partition(train_gpu(wc)),
+    params:
+        args=train_params,
+        data=lambda wc: f"data/{wc.dataset}/canonical",
+        outdir=lambda wc, output: str(Path(output.results).parent),
     shell:
         "python -m wtal_training train --data {params.data} {params.args} --seeds {wildcards.seed}"
         " --output-dir {params.outdir} --log {log}"

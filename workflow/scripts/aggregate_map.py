@@ -10,7 +10,7 @@ import json
 import math
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -87,7 +87,7 @@ def summarise(paths, seeds, dataset, kind, config) -> dict:
         "average_map": averages,
         "sources": [str(p) for p in paths],
         "config": config,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -96,14 +96,17 @@ def html_table(summary) -> str:
     rows = [(f"mAP@{k}", v) for k, v in summary["map"].items()]
     rows += [(f"avg {k}", v) for k, v in summary["average_map"].items()]
     body = "\n".join(
-        f"<tr><td>{html.escape(name)}</td><td>{v['mean']:.4f}</td><td>{v['std']:.4f}</td></tr>"
-        for name, v in rows
+        f"<tr><td>{html.escape(name)}</td><td>{v['mean']:.4f}</td><td>{v['std']:.4f}</td></tr>" for name, v in rows
     )
     note = " (generated data, not a real data set)" if summary["synthetic"] else ""
-    title = html.escape(f"{summary['dataset']}{note}: MLLM {summary['mllm']}, experiment "
-                        f"{summary['experiment']}, seeds {summary['seeds']}")
-    return (f"<html><body><h3>{title}</h3>\n<table border='1'>\n"
-            f"<tr><th>metric</th><th>mean</th><th>std</th></tr>\n{body}\n</table></body></html>\n")
+    title = html.escape(
+        f"{summary['dataset']}{note}: MLLM {summary['mllm']}, experiment "
+        f"{summary['experiment']}, seeds {summary['seeds']}"
+    )
+    return (
+        f"<html><body><h3>{title}</h3>\n<table border='1'>\n"
+        f"<tr><th>metric</th><th>mean</th><th>std</th></tr>\n{body}\n</table></body></html>\n"
+    )
 
 
 def _atomic_write(path, text):
@@ -127,5 +130,15 @@ def main(paths, seeds, dataset, kind, config, out_json, out_html, log) -> int:
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    sys.exit(main(list(sm.input.maps), list(sm.params.seeds), sm.params.dataset, sm.params.kind,
-                  dict(sm.params.summary), sm.output.json, sm.output.table, sm.log[0]))
+    sys.exit(
+        main(
+            list(sm.input.maps),
+            list(sm.params.seeds),
+            sm.params.dataset,
+            sm.params.kind,
+            dict(sm.params.summary),
+            sm.output.json,
+            sm.output.table,
+            sm.log[0],
+        )
+    )

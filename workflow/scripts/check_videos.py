@@ -34,8 +34,9 @@ def main(ground_truth, videos, subset, output, log, dataset) -> int:
         print(message, file=sys.stderr)
         return 1
     tmp = Path(output).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"dataset": dataset, "videos": str(videos), "subset": subset,
-                               "checked": checked}, indent=2) + "\n")
+    tmp.write_text(
+        json.dumps({"dataset": dataset, "videos": str(videos), "subset": subset, "checked": checked}, indent=2) + "\n"
+    )
     os.replace(tmp, output)
     Path(log).write_text(f"{checked} {subset} videos present in {videos}\n")
     return 0
@@ -43,5 +44,4 @@ def main(ground_truth, videos, subset, output, log, dataset) -> int:
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    sys.exit(main(sm.input.gt, sm.params.videos, sm.params.subset, sm.output[0], sm.log[0],
-                  sm.wildcards.dataset))
+    sys.exit(main(sm.input.gt, sm.params.videos, sm.params.subset, sm.output[0], sm.log[0], sm.wildcards.dataset))

@@ -5,8 +5,22 @@ The engine calls :func:`build_mllm4wtal_objective` when a run's config names mod
 see docs/method.md ("MLLM4WTAL") for every config key and every decision.
 """
 
-from .dpid import (DEFAULTS, ConfigError, InferenceModel, MLLM4WTALObjective, build_inference_model,
-                   build_mllm4wtal_objective, resolve_config)
+from .objective import (
+    DEFAULTS,
+    ConfigError,
+    InferenceModel,
+    MLLM4WTALObjective,
+    build_inference_model,
+    build_mllm4wtal_objective,
+    resolve_config,
+)
 
-__all__ = ["DEFAULTS", "ConfigError", "InferenceModel", "MLLM4WTALObjective", "build_inference_model", "build_mllm4wtal_objective",
-           "resolve_config"]
+__all__ = [
+    "DEFAULTS",
+    "ConfigError",
+    "InferenceModel",
+    "MLLM4WTALObjective",
+    "build_inference_model",
+    "build_mllm4wtal_objective",
+    "resolve_config",
+]

@@ -75,9 +75,19 @@ class _Block(nn.Module):
 
 
 class CompleteSemanticReconstruction(nn.Module):
-    def __init__(self, word_vectors: np.ndarray, pad_id: int, mask_id: int, feature_dim: int,
-                 dim: int = 512, heads: int = 4, layers: int = 2, ffn: int = 1024, dropout: float = 0.1,
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        word_vectors: np.ndarray,
+        pad_id: int,
+        mask_id: int,
+        feature_dim: int,
+        dim: int = 512,
+        heads: int = 4,
+        layers: int = 2,
+        ffn: int = 1024,
+        dropout: float = 0.1,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         vectors = torch.as_tensor(np.asarray(word_vectors, dtype=np.float32))
         self.mask_id = mask_id
@@ -93,8 +103,9 @@ class CompleteSemanticReconstruction(nn.Module):
         self.label_smoothing = label_smoothing
         self.dim = dim
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor, word_ids: torch.Tensor,
-                word_padding: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, word_ids: torch.Tensor, word_padding: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Word logits (B, m, V) and A_CSR (B, T)."""
         attention = self.attention(features, mask)
         video = self.video_proj(features) + sinusoidal_positions(features.shape[1], self.dim, features.device)
@@ -115,5 +126,9 @@ class CompleteSemanticReconstruction(nn.Module):
         """Eq. 17 over the masked positions only (targets are -100 elsewhere)."""
         if not bool((targets != -100).any()):
             return logits.sum() * 0.0
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
-                               label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            targets.reshape(-1),
+            ignore_index=-100,
+            label_smoothing=self.label_smoothing,
+        )

@@ -25,9 +25,20 @@ from .common import ConvAttention, masked_topk_mean
 
 
 class KeySemanticMatching(nn.Module):
-    def __init__(self, word_vectors: np.ndarray, pad_id: int, embedding_dim: int, num_classes: int,
-                 text_dim: int = 512, n_context: int = 8, heads: int = 8, layers: int = 1,
-                 k_divisor: int = 8, own_attention: bool = False, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        word_vectors: np.ndarray,
+        pad_id: int,
+        embedding_dim: int,
+        num_classes: int,
+        text_dim: int = 512,
+        n_context: int = 8,
+        heads: int = 8,
+        layers: int = 1,
+        k_divisor: int = 8,
+        own_attention: bool = False,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         vectors = torch.as_tensor(np.asarray(word_vectors, dtype=np.float32))
         self.words = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=pad_id)
@@ -35,8 +46,9 @@ class KeySemanticMatching(nn.Module):
         self.start = nn.Parameter(torch.randn(1, 1, text_dim) * 0.02)
         self.context = nn.Parameter(torch.randn(1, n_context, text_dim) * 0.02)
         self.background = nn.Parameter(torch.zeros(1, 1, text_dim))
-        layer = nn.TransformerEncoderLayer(text_dim, heads, dim_feedforward=4 * text_dim, dropout=dropout,
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            text_dim, heads, dim_feedforward=4 * text_dim, dropout=dropout, batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(text_dim)
         self.query_proj = nn.Linear(text_dim, embedding_dim)
@@ -61,8 +73,14 @@ class KeySemanticMatching(nn.Module):
         encoded = self.encoder(tokens, src_key_padding_mask=padding)
         return self.query_proj(self.out_norm(encoded[:, 0]))  # (C+1, E)
 
-    def forward(self, embeddings: torch.Tensor, mask: torch.Tensor, key_ids: torch.Tensor,
-                key_padding: torch.Tensor, base_attention: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        mask: torch.Tensor,
+        key_ids: torch.Tensor,
+        key_padding: torch.Tensor,
+        base_attention: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
         """Similarity M (B, T, C+1) and the branch attention A_KSM (B, T).
 
         A_KSM is the base method's own attention unless the branch was built with
@@ -73,8 +91,9 @@ class KeySemanticMatching(nn.Module):
         attention = self.attention(embeddings, mask) if self.attention is not None else base_attention
         return {"similarity": similarity, "attention": attention}
 
-    def loss(self, similarity: torch.Tensor, attention: torch.Tensor, mask: torch.Tensor,
-             labels: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, similarity: torch.Tensor, attention: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         """Eq. 10: top-k MIL with (y: background 1) and without (y_hat: background 0) suppression.
 
         Labels are normalised to a distribution, as in CO2-Net's MIL, so multi-label videos

@@ -32,8 +32,10 @@ class LocalizationHead(nn.Module):
     def __init__(self, embedding_dim: int, num_classes: int, hidden: int = 256, prior_prob: float = 0.01) -> None:
         super().__init__()
         self.trunk = nn.Sequential(
-            nn.Conv1d(embedding_dim, hidden, 3, padding=1), nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv1d(embedding_dim, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(hidden, hidden, 3, padding=1),
+            nn.ReLU(),
         )
         self.cls = nn.Conv1d(hidden, num_classes, 3, padding=1)
         self.reg = nn.Conv1d(hidden, 2, 3, padding=1)
@@ -46,8 +48,9 @@ class LocalizationHead(nn.Module):
 
 
 @torch.no_grad()
-def pseudo_labels(cas: torch.Tensor, attentions: list[torch.Tensor], labels: torch.Tensor, mask: torch.Tensor,
-                  threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pseudo_labels(
+    cas: torch.Tensor, attentions: list[torch.Tensor], labels: torch.Tensor, mask: torch.Tensor, threshold: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-snippet class targets (B, T, C), offset targets (B, T, 2) and a positive mask (B, T).
 
     cas: base CAS logits (B, T, C+1); attentions: list of (B, T) in [0, 1]; labels (B, C).
@@ -74,7 +77,9 @@ def pseudo_labels(cas: torch.Tensor, attentions: list[torch.Tensor], labels: tor
     return targets, offsets * positive.unsqueeze(-1).to(cas.dtype), positive
 
 
-def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+def sigmoid_focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
+) -> torch.Tensor:
     """Element-wise focal loss (RetinaNet form)."""
     p = torch.sigmoid(logits)
     ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
@@ -92,12 +97,19 @@ def diou_loss_1d(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) ->
     iou = inter / union.clamp(min=eps)
     enclosing = torch.maximum(ps, ts) + torch.maximum(pe, te)
     centre_gap = 0.5 * ((pe - ps) - (te - ts))
-    return 1.0 - iou + centre_gap ** 2 / enclosing.clamp(min=eps) ** 2
+    return 1.0 - iou + centre_gap**2 / enclosing.clamp(min=eps) ** 2
 
 
-def localization_loss(cls_logits: torch.Tensor, offsets: torch.Tensor, cas: torch.Tensor,
-                      attentions: list[torch.Tensor], labels: torch.Tensor, mask: torch.Tensor,
-                      threshold: float = 0.5, k_divisor: int = 8) -> tuple[torch.Tensor, dict[str, float]]:
+def localization_loss(
+    cls_logits: torch.Tensor,
+    offsets: torch.Tensor,
+    cas: torch.Tensor,
+    attentions: list[torch.Tensor],
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    threshold: float = 0.5,
+    k_divisor: int = 8,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 18: focal + DIoU (on pseudo-labels) + MIL (top-k pooled head scores vs video labels)."""
     targets, offset_targets, positive = pseudo_labels(cas, attentions, labels, mask, threshold)
     n_pos = positive.sum().clamp(min=1).to(cls_logits.dtype)
@@ -109,5 +121,9 @@ def localization_loss(cls_logits: torch.Tensor, offsets: torch.Tensor, cas: torc
     pooled = masked_topk_mean(cls_logits, mask, k_divisor)
     mil = F.binary_cross_entropy_with_logits(pooled, labels)
     total = focal + diou + mil
-    return total, {"loc_focal": focal.detach(), "loc_diou": diou.detach(), "loc_mil": mil.detach(),
-                   "loc_positive_fraction": (positive.sum() / mask.sum().clamp(min=1)).detach()}
+    return total, {
+        "loc_focal": focal.detach(),
+        "loc_diou": diou.detach(),
+        "loc_mil": mil.detach(),
+        "loc_positive_fraction": (positive.sum() / mask.sum().clamp(min=1)).detach(),
+    }

@@ -17,8 +17,9 @@ text from the same distribution and the label cannot leak through the text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,8 +57,9 @@ def _present_classes(labels: torch.Tensor) -> list[list[int]]:
     return [torch.nonzero(row > 0, as_tuple=False).flatten().tolist() for row in labels.detach().cpu()]
 
 
-def key_query_tokens(tp: Any, video_ids: Sequence[str], labels: torch.Tensor, rng: np.random.Generator,
-                     text: str = "key") -> KeyQueryTokens:
+def key_query_tokens(
+    tp: Any, video_ids: Sequence[str], labels: torch.Tensor, rng: np.random.Generator, text: str = "key"
+) -> KeyQueryTokens:
     """One token sequence per class (C of them) for the KSM text encoder.
 
     ``text == "class_name"`` uses the class-name tokens for every class (Table 5 ablation).
@@ -94,20 +96,24 @@ def _item_arrays(item: Any, video_id: str, cls: str, mask_id: int) -> tuple[np.n
     if not np.all(inputs[positions] == mask_id):
         raise TextPriorError(
             f"complete description of video {video_id!r}, class {cls!r}: input ids at mask positions are not "
-            f"the MASK id {mask_id} (the words must really be masked)")
+            f"the MASK id {mask_id} (the words must really be masked)"
+        )
     targets = np.full(len(inputs), -100, dtype=np.int64)
     if len(target_ids) == len(inputs):
         targets[positions] = target_ids[positions]
     elif len(target_ids) == len(positions):
         targets[positions] = target_ids
     else:
-        raise TextPriorError(f"complete description of video {video_id!r}, class {cls!r}: "
-                             f"{len(target_ids)} target ids for {len(inputs)} words and {len(positions)} masks")
+        raise TextPriorError(
+            f"complete description of video {video_id!r}, class {cls!r}: "
+            f"{len(target_ids)} target ids for {len(inputs)} words and {len(positions)} masks"
+        )
     return inputs, targets
 
 
-def complete_tokens(tp: Any, video_ids: Sequence[str], labels: torch.Tensor, rng: np.random.Generator,
-                    text: str = "complete") -> CompleteTokens:
+def complete_tokens(
+    tp: Any, video_ids: Sequence[str], labels: torch.Tensor, rng: np.random.Generator, text: str = "complete"
+) -> CompleteTokens:
     """One masked complete description per video: a random present class, a random sentence.
 
     ``text == "template"`` uses the fixed "a video of the [CLS]" item (Table 5 ablation).

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import BASE_METHODS, Batch, BaseMethod, BaseOutput, TrainingObjective, register_base_method
 from . import co2net, delu  # noqa: F401  (register the methods)
+from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, TrainingObjective, register_base_method
 
 # Config fields handed to every base method as hyperparameters.
 HYPERPARAMETER_FIELDS = (
-    "k", "dropout_ratio", "alpha1", "alpha2", "alpha3", "alpha4", "num_similar", "pool_t", "max_seqlen",
-    "iterations", "alpha_edl", "alpha_uct_guide", "amplitude", "rat_atn", "uct_guide_order",
+    "k",
+    "dropout_ratio",
+    "alpha1",
+    "alpha2",
+    "alpha3",
+    "alpha4",
+    "num_similar",
+    "pool_t",
+    "max_seqlen",
+    "iterations",
+    "alpha_edl",
+    "alpha_uct_guide",
+    "amplitude",
+    "rat_atn",
+    "uct_guide_order",
 )
 
 
@@ -22,4 +35,12 @@ def build_base_method(config: Any, feature_dim: int, num_classes: int) -> BaseMe
     return BASE_METHODS[config.method](feature_dim, num_classes, **hp)
 
 
-__all__ = ["BASE_METHODS", "Batch", "BaseMethod", "BaseOutput", "TrainingObjective", "register_base_method", "build_base_method"]
+__all__ = [
+    "BASE_METHODS",
+    "Batch",
+    "BaseMethod",
+    "BaseOutput",
+    "TrainingObjective",
+    "register_base_method",
+    "build_base_method",
+]

@@ -16,8 +16,9 @@ Shapes: B videos, T snippets, D feature dims (2048 = RGB 1024 + flow 1024), C cl
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -56,7 +57,9 @@ class BaseMethod(nn.Module):
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> BaseOutput:  # pragma: no cover
         raise NotImplementedError
 
-    def loss(self, output: BaseOutput, batch: Batch, iteration: int) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
+    def loss(
+        self, output: BaseOutput, batch: Batch, iteration: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
         """Total loss and a dict of named scalar parts for logging."""
         raise NotImplementedError
 

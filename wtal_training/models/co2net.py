@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import losses
-from .base import Batch, BaseMethod, BaseOutput, register_base_method
+from .base import BaseMethod, BaseOutput, Batch, register_base_method
 
 
 def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -51,7 +51,9 @@ class ConsensusAttention(nn.Module):
         self.att_drop1 = nn.Dropout(0.5)
         self.att_drop2 = nn.Dropout(0.5)
 
-    def forward(self, main: torch.Tensor, other: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, main: torch.Tensor, other: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if mask is None:
             context = main.mean(dim=-1, keepdim=True)
         else:
@@ -75,8 +77,16 @@ class CO2Net(BaseMethod):
         if feature_dim % 2:
             raise ValueError(f"feature_dim {feature_dim} must be even (RGB half + flow half)")
         self.hp = {
-            "k": 7.0, "dropout_ratio": 0.7, "alpha1": 0.8, "alpha2": 0.8, "alpha3": 1.0, "alpha4": 1.0,
-            "num_similar": 3, "pool_t": 0, "max_seqlen": 320, "iterations": 5000,
+            "k": 7.0,
+            "dropout_ratio": 0.7,
+            "alpha1": 0.8,
+            "alpha2": 0.8,
+            "alpha3": 1.0,
+            "alpha4": 1.0,
+            "num_similar": 3,
+            "pool_t": 0,
+            "max_seqlen": 320,
+            "iterations": 5000,
         }
         self.hp.update(hp)
         half = feature_dim // 2
@@ -112,7 +122,9 @@ class CO2Net(BaseMethod):
         attention = (rgb_att + flow_att) / 2
         if self.pool_kernel:
             cas = self._pool(cas, mask)
-            attention, rgb_att, flow_att = (self._pool(a.unsqueeze(1), mask).squeeze(1) for a in (attention, rgb_att, flow_att))
+            attention, rgb_att, flow_att = (
+                self._pool(a.unsqueeze(1), mask).squeeze(1) for a in (attention, rgb_att, flow_att)
+            )
         return BaseOutput(
             embeddings=fused.transpose(1, 2),
             cas=cas.transpose(1, 2),
@@ -129,7 +141,8 @@ class CO2Net(BaseMethod):
         terms = {
             "mil": losses.topk_mil_loss(cas, batch.labels, hp["k"], background=True).mean(),
             "mil_supp": losses.topk_mil_loss(cas_supp, batch.labels, hp["k"], background=False).mean(),
-            "co_activity": hp["alpha3"] * losses.co_activity_loss(output.embeddings, cas_supp, batch.labels, int(hp["num_similar"])),
+            "co_activity": hp["alpha3"]
+            * losses.co_activity_loss(output.embeddings, cas_supp, batch.labels, int(hp["num_similar"])),
             "mutual": hp["alpha4"] * losses.mutual_attention_loss(rgb, flow),
             "norm": hp["alpha1"] * losses.attention_norm_loss(att, rgb, flow),
             "guide": hp["alpha2"] * losses.attention_guide_loss(cas, att, rgb, flow),

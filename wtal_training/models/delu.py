@@ -14,14 +14,20 @@ from typing import Any
 import torch
 
 from .. import losses
-from .base import Batch, BaseOutput, register_base_method
+from .base import BaseOutput, Batch, register_base_method
 from .co2net import CO2Net
 
 
 @register_base_method("delu")
 class DELU(CO2Net):
     def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:
-        defaults = {"alpha_edl": 1.3, "alpha_uct_guide": 0.4, "amplitude": 0.7, "rat_atn": 9.0, "uct_guide_order": "rank"}
+        defaults = {
+            "alpha_edl": 1.3,
+            "alpha_uct_guide": 0.4,
+            "amplitude": 0.7,
+            "rat_atn": 9.0,
+            "uct_guide_order": "rank",
+        }
         defaults.update(hp)
         super().__init__(feature_dim, num_classes, **defaults)
 
@@ -30,9 +36,15 @@ class DELU(CO2Net):
         terms, cas_supp = self.base_losses(output, batch)
         terms["edl"] = hp["alpha_edl"] * losses.evidential_loss(cas_supp, output.attention, batch.labels, hp["rat_atn"])
         terms["uct_guide"] = hp["alpha_uct_guide"] * losses.uncertainty_guide_loss(
-            output.cas, cas_supp, output.attention,
-            output.modality_attention["rgb"], output.modality_attention["flow"],
-            iteration, int(hp["iterations"]), hp["amplitude"], hp["uct_guide_order"],
+            output.cas,
+            cas_supp,
+            output.attention,
+            output.modality_attention["rgb"],
+            output.modality_attention["flow"],
+            iteration,
+            int(hp["iterations"]),
+            hp["amplitude"],
+            hp["uct_guide_order"],
         )
         total = sum(terms.values())
         return total, {k: v.detach() for k, v in terms.items()}

@@ -12,12 +12,13 @@ file and renamed, so a crash never leaves a truncated .mp4 behind.
 from __future__ import annotations
 
 import colorsys
-import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
+
+from wtal_common.io import atomic_output
 
 from .scripts import event_at, stable_seed
 
@@ -61,20 +62,20 @@ def render_video(record: Mapping[str, Any], path: str | Path, fps: float, size: 
     path.parent.mkdir(parents=True, exist_ok=True)
     events = record["events"]
     n = num_frames(float(record["duration"]), fps)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".mp4") as tmp:
         writer = imageio_ffmpeg.write_frames(
-            tmp, (size, size), fps=fps, codec="libx264", pix_fmt_out="yuv420p", macro_block_size=16,
-            output_params=["-preset", "veryfast", "-crf", "28"], ffmpeg_log_level="error",
+            str(tmp),
+            (size, size),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            macro_block_size=16,
+            output_params=["-preset", "veryfast", "-crf", "28"],
+            ffmpeg_log_level="error",
         )
         writer.send(None)
         for i in range(n):
             t = (i + 0.5) / fps
             writer.send(np.ascontiguousarray(render_frame(event_at(events, t), t, size)))
         writer.close()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

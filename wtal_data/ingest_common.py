@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .canonical import SCHEMA_VERSION, DatasetError
 
-logger = logging.getLogger("wtal_training.datasets.ingest")
+logger = logging.getLogger("wtal_data.ingest")
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ are generated (the demo's videos have the same features as in the full set).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from prior_generation.word_vectors import load_word_vectors
+from wtal_data.word_vectors import load_word_vectors
 
 from .scripts import StateTable, SynthConfigError, Timeline, rng_for
 
@@ -61,7 +62,9 @@ class FeatureModel:
     frames_per_snippet: int
 
     @classmethod
-    def build(cls, cfg: Mapping[str, Any], table: StateTable, classes: list[str], seed: int, vectors=None) -> "FeatureModel":
+    def build(
+        cls, cfg: Mapping[str, Any], table: StateTable, classes: list[str], seed: int, vectors=None
+    ) -> FeatureModel:
         feat = cfg["features"]
         dim = int(feat["dim_per_modality"])
         words = sorted({w for _, _, w in table.states})

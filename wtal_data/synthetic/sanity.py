@@ -15,7 +15,8 @@ Fitted on the train subset, measured on the test subset.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -79,8 +80,13 @@ def probe(
         ev = data[subset]["ev"]
         kind = np.array([e["kind"] for e in ev])
         label = np.array([cidx[e["label"]] if e["label"] else -1 for e in ev])
-        key = np.array([e["kind"] == "phase" and e["word"] in
-                        {p["word"] for p in scripts["classes"][e["label"]]["phases"] if p["key"]} for e in ev])
+        key = np.array(
+            [
+                e["kind"] == "phase"
+                and e["word"] in {p["word"] for p in scripts["classes"][e["label"]]["phases"] if p["key"]}
+                for e in ev
+            ]
+        )
         return data[subset]["X"], kind, label, key, [e["word"] for e in ev]
 
     Xtr, ktr, ltr, keytr, wtr = arrays("train")

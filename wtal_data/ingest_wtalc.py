@@ -86,8 +86,7 @@ def load_wtalc_annotations(
             continue
         if len(array) != num_videos:
             raise DatasetError(
-                f"{annotation_dir / (name + '.npy')}: has {len(array)} entries, "
-                f"videoname.npy has {num_videos} videos"
+                f"{annotation_dir / (name + '.npy')}: has {len(array)} entries, videoname.npy has {num_videos} videos"
             )
 
     gt = empty_ground_truth(preset, classes, source=f"W-TALC/CO2-Net annotations '{annotation_dir.name}'")
@@ -149,7 +148,9 @@ def load_wtalc_annotations(
     if derived:
         logger.info("labels_all.npy empty for %d video(s); labels derived from segments: %s", len(derived), derived)
     if disagree:
-        logger.info("%d video(s) where labels_all.npy and the segment labels disagree (policy %s)", disagree, video_labels)
+        logger.info(
+            "%d video(s) where labels_all.npy and the segment labels disagree (policy %s)", disagree, video_labels
+        )
     ambiguous_path = annotation_dir / "Ambiguous_test.txt"
     if ambiguous_path.exists():
         gt["ambiguous"] = parse_ambiguous(ambiguous_path, gt["database"])

@@ -18,7 +18,8 @@ word) with ``wrong_prob``.  Defaults come from ``scripts["describer"]`` (copied 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .scripts import rng_for
 
@@ -47,8 +48,11 @@ def _video_phases(scripts: Mapping[str, Any], video_id: str, class_name: str) ->
     if video is None:
         return order, list(script["context"])
     seen = {w for inst in video["instances"] if inst["label"] == class_name for w in inst["phases"]}
-    context = [w for w in script["context"]
-               if any(e["kind"] == "context" and e["label"] == class_name and e["word"] == w for e in video["events"])]
+    context = [
+        w
+        for w in script["context"]
+        if any(e["kind"] == "context" and e["label"] == class_name and e["word"] == w for e in video["events"])
+    ]
     phases = [w for w in order if w in seen] or order
     return phases, context
 

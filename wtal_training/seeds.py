@@ -5,11 +5,13 @@ figures, mean and standard deviation."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from wtal_common.io import atomic_write_json
 
 from .config import TrainConfig
-from .datasets.canonical import atomic_write_json
 from .engine import LoadedData, _averages, load_data, mean_std, train_seed
 
 log = logging.getLogger("wtal_training")
@@ -52,7 +54,9 @@ def run_experiment(
         log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
     per_seed: dict[str, Any] = {}
     for seed in seeds:
-        log.info("seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device)
+        log.info(
+            "seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device
+        )
         result = train_seed(data, config, seed, output_dir / f"seed{seed}", accelerator, text_priors, progress)
         per_seed[str(seed)] = result
         if "average_mAP" in result:
@@ -68,10 +72,16 @@ def run_experiment(
         mean["average_mAP"][rng], std["average_mAP"][rng] = mean_std([_averages(r)[rng] for r in per_seed.values()])
     results = {
         "protocol": f"final checkpoint after {config.iterations} iterations, evaluated once on the test split; "
-                    "no model selection on the test split",
-        "dataset": data.gt["dataset"], "synthetic": bool(data.gt.get("synthetic", False)),
-        "method": config.method, "modules": list(config.modules), "seeds": list(seeds),
-        "per_seed": per_seed, "mean": mean, "std": std, "config": config.to_dict(),
+        "no model selection on the test split",
+        "dataset": data.gt["dataset"],
+        "synthetic": bool(data.gt.get("synthetic", False)),
+        "method": config.method,
+        "modules": list(config.modules),
+        "seeds": list(seeds),
+        "per_seed": per_seed,
+        "mean": mean,
+        "std": std,
+        "config": config.to_dict(),
     }
     atomic_write_json(output_dir / "results.json", results)
     return results

@@ -18,8 +18,9 @@ folder.  Every bad input raises :class:`~.canonical.DatasetError` naming file an
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -183,7 +184,11 @@ def ingest(
             durations[video_id] = features[video_id].shape[0] * preset.snippet_seconds
         gt = load_um_annotations(gt_json, split_train, split_test, dataset, durations=durations, classes=classes)
         if derived:
-            logger.info("durations of %d video(s) derived from snippet counts (T * %.2f s)", len(derived), preset.snippet_seconds)
+            logger.info(
+                "durations of %d video(s) derived from snippet counts (T * %.2f s)",
+                len(derived),
+                preset.snippet_seconds,
+            )
             gt["source"] += "; durations from features (snippets x snippet_seconds)"
     else:
         gt = load_wtalc_annotations(annotations, dataset, video_labels=video_labels)

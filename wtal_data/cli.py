@@ -1,4 +1,4 @@
-"""``python -m wtal_training.datasets``: ingest real data, generate synthetic sets, summarize.
+"""``python -m wtal_data``: ingest real data, generate synthetic sets, summarize.
 
 Thin wrappers over :mod:`.ingest` and :mod:`.synthetic`.  A :class:`DatasetError` exits
 with status 2 and its message (which names the file and the video), no traceback.
@@ -13,8 +13,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .canonical import DatasetError
 
@@ -34,9 +34,14 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     from .ingest import DATASETS, FORMATS
     from .ingest_wtalc import VIDEO_LABEL_POLICIES
 
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="wtalc",
-                        help="input layout: wtalc (<Name>-Annotations/*.npy), um (gt.json + split files), "
-                             "per-video (either annotation source, features from per-video folders)")
+    parser.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        default="wtalc",
+        help="input layout: wtalc (<Name>-Annotations/*.npy), um (gt.json + split files), "
+        "per-video (either annotation source, features from per-video folders)",
+    )
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="real data set preset")
     parser.add_argument("--output", required=True, type=Path, help="canonical folder to write")
     ann = parser.add_argument_group("annotations (one source)")
@@ -44,21 +49,33 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     ann.add_argument("--gt-json", type=Path, help="UM ActivityNet-style gt.json")
     ann.add_argument("--split-train", type=Path, help="UM split_train.txt")
     ann.add_argument("--split-test", type=Path, help="UM split_test.txt")
-    ann.add_argument("--durations", type=Path,
-                     help="JSON {video: seconds} or a ground truth with durations (UM gt.json has none)")
-    ann.add_argument("--ambiguous", type=Path,
-                     help="Ambiguous_test.txt ('video start end' in seconds); default: the W-TALC folder's")
+    ann.add_argument(
+        "--durations", type=Path, help="JSON {video: seconds} or a ground truth with durations (UM gt.json has none)"
+    )
+    ann.add_argument(
+        "--ambiguous", type=Path, help="Ambiguous_test.txt ('video start end' in seconds); default: the W-TALC folder's"
+    )
     ann.add_argument("--classes", type=Path, help="class list, one per line (UM; default: sorted labels)")
-    ann.add_argument("--video-labels", choices=VIDEO_LABEL_POLICIES, default="labels_all",
-                     help="W-TALC video-level labels: labels_all.npy as published (derived from segments "
-                          "where empty), the segments' labels, or their union")
+    ann.add_argument(
+        "--video-labels",
+        choices=VIDEO_LABEL_POLICIES,
+        default="labels_all",
+        help="W-TALC video-level labels: labels_all.npy as published (derived from segments "
+        "where empty), the segments' labels, or their union",
+    )
     feat = parser.add_argument_group("features (one source, or --no-features)")
-    feat.add_argument("--features", type=Path,
-                      help="packed <Name>-I3D-JOINTFeatures.npy (default for wtalc: next to --annotations)")
-    feat.add_argument("--features-dir", type=Path, action="append", default=[],
-                      help="folder of <video>.npy (T, 2048); repeatable")
-    feat.add_argument("--rgb-dir", type=Path, action="append", default=[], help="folder of rgb <video>.npy (T, 1024); repeatable")
-    feat.add_argument("--flow-dir", type=Path, action="append", default=[], help="folder of flow <video>.npy (T, 1024); repeatable")
+    feat.add_argument(
+        "--features", type=Path, help="packed <Name>-I3D-JOINTFeatures.npy (default for wtalc: next to --annotations)"
+    )
+    feat.add_argument(
+        "--features-dir", type=Path, action="append", default=[], help="folder of <video>.npy (T, 2048); repeatable"
+    )
+    feat.add_argument(
+        "--rgb-dir", type=Path, action="append", default=[], help="folder of rgb <video>.npy (T, 1024); repeatable"
+    )
+    feat.add_argument(
+        "--flow-dir", type=Path, action="append", default=[], help="folder of flow <video>.npy (T, 1024); repeatable"
+    )
     feat.add_argument("--feature-dim", type=int, default=2048, help="expected feature dimension (RGB + flow)")
     feat.add_argument("--no-features", action="store_true", help="write ground_truth.json alone")
     parser.add_argument("--log", type=Path, help="log file (default: OUTPUT/ingest.log)")
@@ -106,18 +123,16 @@ def _synthetic_module():
     except ModuleNotFoundError as exc:
         if exc.name != f"{__package__}.synthetic":
             raise
-        raise DatasetError(
-            "synth: module wtal_training.datasets.synthetic is not available in this checkout"
-        ) from None
+        raise DatasetError("synth: module wtal_data.synthetic is not available in this checkout") from None
     missing = [name for name in ("add_synth_arguments", "run_synth") if not hasattr(synthetic, name)]
     if missing:
-        raise DatasetError(f"synth: wtal_training.datasets.synthetic does not define {', '.join(missing)} yet")
+        raise DatasetError(f"synth: wtal_data.synthetic does not define {', '.join(missing)} yet")
     return synthetic
 
 
 def build_parser(with_synth: bool = False) -> argparse.ArgumentParser:
     """``with_synth`` loads the synthetic generator's own arguments (only when asked for)."""
-    parser = argparse.ArgumentParser(prog="python -m wtal_training.datasets", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m wtal_data", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_ingest = sub.add_parser("ingest", help="convert a real data set's files into the canonical folder")
     add_ingest_arguments(p_ingest)
@@ -149,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _log_to_files(message: str) -> None:
     """Put a failure in the --log file too: that file is what Snakemake shows for a failed job."""
     record = logging.makeLogRecord(
-        {"name": "wtal_training.datasets", "msg": message, "levelno": logging.ERROR, "levelname": "ERROR"}
+        {"name": "wtal_data", "msg": message, "levelno": logging.ERROR, "levelname": "ERROR"}
     )
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wtal_training.models.base import BaseMethod, BaseOutput, Batch
 from wtal_training.mllm4wtal.common import masked_topk_mean
+from wtal_training.models.base import BaseMethod, BaseOutput, Batch
 
 
 class TinyBase(BaseMethod):
@@ -98,7 +98,9 @@ class FakeTextPriors:
         return self._mask(np.array([5, 7, 4] + self._class_words[cls][:1], dtype=np.int64))
 
 
-def toy_batches(num_classes: int = 3, feature_dim: int = 16, length: int = 24, batch: int = 6, n: int = 4, seed: int = 0):
+def toy_batches(
+    num_classes: int = 3, feature_dim: int = 16, length: int = 24, batch: int = 6, n: int = 4, seed: int = 0
+):
     """Generated toy videos: class c adds a fixed direction to the features inside one segment."""
     g = torch.Generator().manual_seed(seed)
     directions = torch.randn(num_classes, feature_dim, generator=g) * 2.0
@@ -110,9 +112,9 @@ def toy_batches(num_classes: int = 3, feature_dim: int = 16, length: int = 24, b
         for b in range(batch):
             c = int(torch.randint(num_classes, (1,), generator=g))
             start = int(torch.randint(0, length - 8, (1,), generator=g))
-            feats[b, start:start + 6] += directions[c]
+            feats[b, start : start + 6] += directions[c]
             labels[b, c] = 1
-        mask[0, length - 5:] = False  # one shorter video
-        feats[0, length - 5:] = 0
+        mask[0, length - 5 :] = False  # one shorter video
+        feats[0, length - 5 :] = 0
         out.append(Batch(features=feats, mask=mask, labels=labels, video_ids=[f"v{i}_{b}" for b in range(batch)]))
     return out

@@ -15,9 +15,9 @@ The dimension is whatever the source has; nothing downstream assumes 50 or 300.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -97,7 +97,9 @@ def _load_text(path: Path, restrict_to: set[str] | None) -> WordVectors:
     return WordVectors(words, vectors, str(path))
 
 
-def load_word_vectors(source: str | os.PathLike = DEFAULT_SOURCE, restrict_to: Iterable[str] | None = None) -> WordVectors:
+def load_word_vectors(
+    source: str | os.PathLike = DEFAULT_SOURCE, restrict_to: Iterable[str] | None = None
+) -> WordVectors:
     """Load word vectors from ``source``; keep only ``restrict_to`` words when given."""
     wanted = None if restrict_to is None else set(restrict_to)
     if str(source) == DEFAULT_SOURCE:

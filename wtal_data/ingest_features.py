@@ -12,8 +12,8 @@ belong together and is an error.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -56,7 +56,9 @@ def _lookup(found: dict[str, Path], video_id: str, directories: Sequence[str | P
 def _log_unused(found: dict[str, Path], video_ids: Iterable[str], what: str) -> None:
     unused = sorted(set(found) - set(video_ids))
     if unused:
-        logger.info("%d %s file(s) belong to no annotated video and are skipped, e.g. %s", len(unused), what, unused[:3])
+        logger.info(
+            "%d %s file(s) belong to no annotated video and are skipped, e.g. %s", len(unused), what, unused[:3]
+        )
 
 
 def load_per_video_features(

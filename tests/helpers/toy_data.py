@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets.canonical import SCHEMA_VERSION, write_features, write_ground_truth
+from wtal_data.canonical import SCHEMA_VERSION, write_features, write_ground_truth
 
 
 def make_toy_dataset(
@@ -41,14 +41,35 @@ def make_toy_dataset(
             seg_len = int(rng.integers(max(3, length // 10), max(4, length // 4)))
             start = int(rng.integers(0, length - seg_len))
             x[start : start + seg_len] += signal * prototypes[c]
-            annotations.append({"label": classes[c], "segment": [round(start * snippet_seconds, 3), round((start + seg_len) * snippet_seconds, 3)]})
+            annotations.append(
+                {
+                    "label": classes[c],
+                    "segment": [round(start * snippet_seconds, 3), round((start + seg_len) * snippet_seconds, 3)],
+                }
+            )
         features[vid] = x
-        database[vid] = {"subset": subset, "duration": round(length * snippet_seconds, 3), "fps": 25.0,
-                         "labels": [classes[c]], "annotations": annotations}
-    gt = {"schema_version": SCHEMA_VERSION, "dataset": "toy", "synthetic": True, "classes": classes,
-          "snippet_seconds": snippet_seconds, "frames_per_snippet": 16, "feature_fps": 25.0,
-          "source": "wtal_training.toy_data (generated)", "database": database, "ambiguous": {}}
+        database[vid] = {
+            "subset": subset,
+            "duration": round(length * snippet_seconds, 3),
+            "fps": 25.0,
+            "labels": [classes[c]],
+            "annotations": annotations,
+        }
+    gt = {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": "toy",
+        "synthetic": True,
+        "classes": classes,
+        "snippet_seconds": snippet_seconds,
+        "frames_per_snippet": 16,
+        "feature_fps": 25.0,
+        "source": "tests/helpers/toy_data.py (generated)",
+        "database": database,
+        "ambiguous": {},
+    }
     directory = Path(directory)
-    write_features(directory, features, modalities={"rgb": (0, feature_dim // 2), "flow": (feature_dim // 2, feature_dim)})
+    write_features(
+        directory, features, modalities={"rgb": (0, feature_dim // 2), "flow": (feature_dim // 2, feature_dim)}
+    )
     write_ground_truth(directory, gt)
     return directory

@@ -96,8 +96,14 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(config, Mapping):  # the engine's TrainConfig dataclass
         config = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
     cfg = dict(DEFAULTS)
-    for src, dst in (("modules", "modules"), ("seed", "seed"), ("lr", "base_lr"),
-                     ("weight_decay", "weight_decay"), ("k", "k_divisor"), ("grad_clip", "base_grad_clip")):
+    for src, dst in (
+        ("modules", "modules"),
+        ("seed", "seed"),
+        ("lr", "base_lr"),
+        ("weight_decay", "weight_decay"),
+        ("k", "k_divisor"),
+        ("grad_clip", "base_grad_clip"),
+    ):
         if config.get(src) is not None:
             cfg[dst] = config[src]
     if isinstance(cfg["k_divisor"], float):
@@ -127,7 +133,9 @@ def _embedding_dim(base: BaseMethod, device: torch.device) -> int:
     was_training = base.training
     base.eval()
     with torch.no_grad():
-        out = base(torch.zeros(1, 16, base.feature_dim, device=device), torch.ones(1, 16, dtype=torch.bool, device=device))
+        out = base(
+            torch.zeros(1, 16, base.feature_dim, device=device), torch.ones(1, 16, dtype=torch.bool, device=device)
+        )
     base.train(was_training)
     return int(out.embeddings.shape[-1])
 
@@ -170,17 +178,30 @@ class MLLM4WTALObjective:
 
         self.ksm = self.csr = self.head = None
         if self.use_ksm:
-            self.ksm = KeySemanticMatching(text_priors.word_vectors, text_priors.pad_id, emb_dim, num_classes,
-                                           text_dim=cfg["text_dim"], n_context=cfg["n_context"],
-                                           heads=cfg["text_heads"], layers=cfg["text_layers"],
-                                           k_divisor=cfg["k_divisor"],
-                                           own_attention=cfg["ksm_attention"] == "own").to(device)
+            self.ksm = KeySemanticMatching(
+                text_priors.word_vectors,
+                text_priors.pad_id,
+                emb_dim,
+                num_classes,
+                text_dim=cfg["text_dim"],
+                n_context=cfg["n_context"],
+                heads=cfg["text_heads"],
+                layers=cfg["text_layers"],
+                k_divisor=cfg["k_divisor"],
+                own_attention=cfg["ksm_attention"] == "own",
+            ).to(device)
         if self.use_csr:
-            self.csr = CompleteSemanticReconstruction(text_priors.word_vectors, text_priors.pad_id,
-                                                      text_priors.mask_id, base.feature_dim, dim=cfg["csr_dim"],
-                                                      heads=cfg["csr_heads"], layers=cfg["csr_layers"],
-                                                      ffn=cfg["csr_ffn"],
-                                                      label_smoothing=cfg["csr_label_smoothing"]).to(device)
+            self.csr = CompleteSemanticReconstruction(
+                text_priors.word_vectors,
+                text_priors.pad_id,
+                text_priors.mask_id,
+                base.feature_dim,
+                dim=cfg["csr_dim"],
+                heads=cfg["csr_heads"],
+                layers=cfg["csr_layers"],
+                ffn=cfg["csr_ffn"],
+                label_smoothing=cfg["csr_label_smoothing"],
+            ).to(device)
         if cfg["loc_head"]:
             self.head = LocalizationHead(emb_dim, num_classes, hidden=cfg["loc_hidden"]).to(device)
 
@@ -191,8 +212,9 @@ class MLLM4WTALObjective:
                 groups.append({"params": [p for p in module.parameters() if p.requires_grad], "lr": lr})
         self._optimizers = {"match": torch.optim.Adam(groups, lr=lr, weight_decay=wd)}
         if self.csr is not None:
-            self._optimizers["rec"] = torch.optim.Adam([p for p in self.csr.parameters() if p.requires_grad],
-                                                       lr=cfg["csr_lr"] or lr, weight_decay=wd)
+            self._optimizers["rec"] = torch.optim.Adam(
+                [p for p in self.csr.parameters() if p.requires_grad], lr=cfg["csr_lr"] or lr, weight_decay=wd
+            )
         self._inference = InferenceModel(base, self.head)
         self._base_param_ids = {id(p) for p in base.parameters()}
 
@@ -242,8 +264,10 @@ class MLLM4WTALObjective:
         # The base method is clipped exactly as in its baseline run (so a "+modules" run
         # differs from the baseline only in the modules); the branches by grad_clip.
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        for clip, group in ((self.cfg["base_grad_clip"], [p for p in params if id(p) in self._base_param_ids]),
-                            (self.cfg["grad_clip"], [p for p in params if id(p) not in self._base_param_ids])):
+        for clip, group in (
+            (self.cfg["base_grad_clip"], [p for p in params if id(p) in self._base_param_ids]),
+            (self.cfg["grad_clip"], [p for p in params if id(p) not in self._base_param_ids]),
+        ):
             if clip and group:
                 torch.nn.utils.clip_grad_norm_(group, clip)
         opt.step()
@@ -258,8 +282,13 @@ class MLLM4WTALObjective:
         attentions = [out.attention]
         if self.ksm is not None:
             keys = key_query_tokens(self.tp, batch.video_ids, batch.labels, rng, cfg["ksm_text"])
-            res = self.ksm(out.embeddings, batch.mask, keys.ids.to(batch.features.device),
-                           keys.padding.to(batch.features.device), out.attention)
+            res = self.ksm(
+                out.embeddings,
+                batch.mask,
+                keys.ids.to(batch.features.device),
+                keys.padding.to(batch.features.device),
+                out.attention,
+            )
             l_ksm = self.ksm.loss(res["similarity"], res["attention"], batch.mask, batch.labels)
             loss = loss + l_ksm
             logs["ksm_loss"] = l_ksm.detach()
@@ -275,8 +304,9 @@ class MLLM4WTALObjective:
             attentions.append(a_csr)
         if self.head is not None:
             logits, offsets = self.head(out.embeddings, batch.mask)
-            l_loc, loc_logs = localization_loss(logits, offsets, out.cas, attentions, batch.labels, batch.mask,
-                                                cfg["loc_threshold"], cfg["k_divisor"])
+            l_loc, loc_logs = localization_loss(
+                logits, offsets, out.cas, attentions, batch.labels, batch.mask, cfg["loc_threshold"], cfg["k_divisor"]
+            )
             loss = loss + cfg["mu1"] * l_loc
             logs.update(loc_logs)
             logs["loc_loss"] = l_loc.detach()

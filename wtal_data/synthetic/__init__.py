@@ -6,7 +6,7 @@ classes, with class-context background around the actions; features derived from
 GloVe vectors of those words.  See docs/synthetic-benchmark.md for the reasoning and
 config/synthetic.yaml for the frozen parameters.
 
-CLI (wired by ``python -m wtal_training.datasets synth``)::
+CLI (wired by ``python -m wtal_data synth``)::
 
     --config config/synthetic.yaml --size full|demo --seed N
     --structure data/thumos14/canonical/ground_truth.json --output data/thumos14-synth
@@ -26,8 +26,16 @@ from .build import DATASET_NAMES, generate_dataset, select_demo_videos
 from .describer import describe
 from .scripts import SCRIPTS_FILE, load_config
 
-__all__ = ["add_synth_arguments", "run_synth", "generate_dataset", "select_demo_videos", "describe",
-           "load_config", "DATASET_NAMES", "SCRIPTS_FILE"]
+__all__ = [
+    "add_synth_arguments",
+    "run_synth",
+    "generate_dataset",
+    "select_demo_videos",
+    "describe",
+    "load_config",
+    "DATASET_NAMES",
+    "SCRIPTS_FILE",
+]
 
 DEFAULT_CONFIG = "config/synthetic.yaml"
 
@@ -35,14 +43,23 @@ DEFAULT_CONFIG = "config/synthetic.yaml"
 def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``synth`` command's arguments to ``parser``."""
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="generator parameters (frozen YAML)")
-    parser.add_argument("--size", choices=sorted(DATASET_NAMES), default="full",
-                        help="full: every video of the structure (thumos14-synth); demo: the shortest videos of each class (config demo.*)")
+    parser.add_argument(
+        "--size",
+        choices=sorted(DATASET_NAMES),
+        default="full",
+        help="full: every video of the structure (thumos14-synth); demo: the shortest videos of each class (config demo.*)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the config's)")
-    parser.add_argument("--structure", required=True,
-                        help="canonical ground_truth.json of the real set whose structure is used")
+    parser.add_argument(
+        "--structure", required=True, help="canonical ground_truth.json of the real set whose structure is used"
+    )
     parser.add_argument("--output", required=True, help="data set root, e.g. data/thumos14-synth or data/demo")
-    parser.add_argument("--videos", action=argparse.BooleanOptionalAction, default=None,
-                        help="render mp4 files (default: on for demo, off for full)")
+    parser.add_argument(
+        "--videos",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="render mp4 files (default: on for demo, off for full)",
+    )
     parser.add_argument("--log", default=None, help="log file (default: OUTPUT/synth.log)")
 
 
@@ -52,7 +69,7 @@ def run_synth(args: argparse.Namespace) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("wtal_training.datasets.synthetic")
+    logger = logging.getLogger("wtal_data.synthetic")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     try:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 DIRECTORY_OUTPUTS = ("/videos", "/timelines")
 
@@ -29,8 +29,13 @@ def run(cwd: Path, *args, env=None, check=True, timeout=300) -> subprocess.Compl
     """Run snakemake in `cwd`; returns the completed process (stdout+stderr in .stdout)."""
     full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
     proc = subprocess.run(
-        [*SNAKEMAKE, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=timeout,
+        [*SNAKEMAKE, *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}")
@@ -61,8 +66,10 @@ def fake_outputs(cwd: Path, target: str, *extra) -> list[str]:
 
 def fake_map(seed: int) -> dict:
     """An evaluation output shaped like `python -m evaluation`'s (tIoU key -> mAP)."""
-    return {"map": {f"{t / 10:g}": 0.5 - t / 50 + seed / 1000 for t in range(1, 8)},
-            "average": {"0.1:0.7": 0.42 + seed / 1000}}
+    return {
+        "map": {f"{t / 10:g}": 0.5 - t / 50 + seed / 1000 for t in range(1, 8)},
+        "average": {"0.1:0.7": 0.42 + seed / 1000},
+    }
 
 
 def planned_jobs(stdout: str) -> dict[str, int]:

@@ -18,8 +18,9 @@ files decide which videos are used (its test split has 210 videos: it leaves out
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .canonical import DatasetError
 from .ingest_common import (

@@ -10,12 +10,14 @@ way (0.9 is ``0.8999999999999999`` there, and here).
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from wtal_common.errors import InputError
 
-class EvaluationError(ValueError):
+
+class EvaluationError(InputError):
     """Bad evaluation input; the message names the file, video or field at fault."""
 
 

@@ -52,12 +52,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
+
+from wtal_common.errors import InputError
+from wtal_common.io import atomic_output, atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 1
 GROUND_TRUTH_FILE = "ground_truth.json"
@@ -66,35 +69,8 @@ FEATURES_INDEX_FILE = "features_index.json"
 SUBSETS = ("train", "test")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """Bad input data; the message names the file and, where relevant, the video."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` so that ``path`` is either absent, old, or complete: never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=False).encode("utf-8"))
 
 
 def validate_ground_truth(gt: Mapping[str, Any], source: str = GROUND_TRUTH_FILE) -> None:
@@ -212,17 +188,16 @@ def write_features(
     for vid in video_ids:
         index[vid] = [offset, lengths[vid]]
         offset += lengths[vid]
-    tmp = directory / f".{FEATURES_FILE}.tmp"
-    packed = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(offset, feature_dim))
-    for vid in video_ids:
-        start, length = index[vid]
-        arr = features[vid] if shapes is None else validate_features(vid, features[vid], feature_dim, source)
-        if arr.shape[0] != length:
-            raise DatasetError(f"{source}: video '{vid}': {arr.shape[0]} snippets, expected {length}")
-        packed[start : start + length] = arr
-    packed.flush()
-    del packed
-    os.replace(tmp, directory / FEATURES_FILE)
+    with atomic_output(directory / FEATURES_FILE, suffix=".npy") as tmp:
+        packed = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(offset, feature_dim))
+        for vid in video_ids:
+            start, length = index[vid]
+            arr = features[vid] if shapes is None else validate_features(vid, features[vid], feature_dim, source)
+            if arr.shape[0] != length:
+                raise DatasetError(f"{source}: video '{vid}': {arr.shape[0]} snippets, expected {length}")
+            packed[start : start + length] = arr
+        packed.flush()
+        del packed
     if modalities is None and feature_dim == 2048:
         modalities = {"rgb": (0, 1024), "flow": (1024, 2048)}
     atomic_write_json(
@@ -247,7 +222,7 @@ class FeatureStore:
     modalities: dict[str, tuple[int, int]]
 
     @classmethod
-    def open(cls, directory: str | os.PathLike, mmap: bool = True) -> "FeatureStore":
+    def open(cls, directory: str | os.PathLike, mmap: bool = True) -> FeatureStore:
         directory = Path(directory)
         index_path = directory / FEATURES_INDEX_FILE
         array_path = directory / FEATURES_FILE

@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
@@ -138,7 +139,7 @@ class StateTable:
         self.index = {s: i for i, s in enumerate(self.states)}
 
     @classmethod
-    def build(cls, scripts: Mapping[str, Any], background_words: list[str]) -> "StateTable":
+    def build(cls, scripts: Mapping[str, Any], background_words: list[str]) -> StateTable:
         states: list[tuple[str, str | None, str]] = [("background", None, w) for w in background_words]
         for name, script in scripts.items():
             states += [("context", name, w) for w in script["context"]]
@@ -248,8 +249,14 @@ def _events(tl: Timeline, table: StateTable, fps: float) -> list[dict[str, Any]]
     for a, b in zip(starts.tolist(), ends.tolist()):
         kind, label, word = table.states[int(tl.state[a])]
         events.append(
-            {"start": round(a / fps, 4), "end": round(b / fps, 4), "kind": kind, "label": label,
-             "word": word, "instance": int(tl.instance[a])}
+            {
+                "start": round(a / fps, 4),
+                "end": round(b / fps, 4),
+                "kind": kind,
+                "label": label,
+                "word": word,
+                "instance": int(tl.instance[a]),
+            }
         )
     return events
 

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (generated data, stand-in models, workflow scratch copies); not tests."""
