@@ -67,3 +67,19 @@ def test_project_registries_use_it():
         assert isinstance(registry, Registry)
         with pytest.raises(ConfigError, match="choose one of"):
             registry["no-such-name"]
+
+
+def test_selection_by_name_reports_the_valid_names():
+    from types import SimpleNamespace
+
+    from prior_generation.backends import make_backend
+    from prior_generation.backends.template import TemplateBackend
+    from wtal_training.models import build_base_method
+
+    with pytest.raises(
+        ConfigError, match=r"^config 'method': unknown base method 'co3net'; choose one of: co2net, delu$"
+    ):
+        build_base_method(SimpleNamespace(method="co3net"), 16, 3)
+    assert isinstance(make_backend("template"), TemplateBackend)
+    with pytest.raises(ConfigError, match=r"^--backend: unknown backend 'gpt'; choose one of: hf, template, synthetic"):
+        make_backend("gpt")
