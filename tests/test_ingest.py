@@ -143,24 +143,16 @@ def test_cli_um_with_durations_and_ambiguous(tmp_path, thumos):
     assert gt["ambiguous"]["video_test_0000278"] == thumos["ambiguous"]["video_test_0000278"]
 
 
+UM_FLAGS = ["--gt-json", str(UM / "gt.json"), "--split-train", str(UM / "split_train.txt")]
+UM_FLAGS += ["--split-test", str(UM / "split_test.txt")]
+
+
 def test_cli_per_video_format_reads_um_annotations(tmp_path, thumos):
     """--format per-video with --gt-json goes through the UM reader (no features needed with --no-features)."""
     (tmp_path / "gt.json").write_text(json.dumps(thumos))
-    um_flags = ["--gt-json", str(UM / "gt.json"), "--split-train", str(UM / "split_train.txt")]
-    um_flags += ["--split-test", str(UM / "split_test.txt"), "--durations", str(tmp_path / "gt.json")]
-    rc = main(
-        ["ingest", "--format", "per-video", "--dataset", "thumos14", *um_flags, "--no-features"]
-        + [
-            "--output",
-            str(tmp_path / "out"),
-        ]
-    )
-    assert rc == 0
+    flags = ["--format", "per-video", *UM_FLAGS, "--durations", str(tmp_path / "gt.json"), "--no-features"]
+    assert main(["ingest", "--dataset", "thumos14", "--output", str(tmp_path / "out"), *flags]) == 0
     assert counts(load_ground_truth(tmp_path / "out"))[0] == {"train": 200, "test": 210}
-
-
-UM_FLAGS = ["--gt-json", str(UM / "gt.json"), "--split-train", str(UM / "split_train.txt")]
-UM_FLAGS += ["--split-test", str(UM / "split_test.txt")]
 
 
 @pytest.mark.parametrize(
