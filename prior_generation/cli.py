@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .backends import BACKENDS
 from .prompts import DEFAULT_TEMPLATES
 
 log = logging.getLogger("prior_generation")
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="describe every training video with an MLLM (or template/synthetic)")
     g.add_argument("--ground-truth", required=True, type=Path, help="canonical ground_truth.json (or its folder)")
     g.add_argument("--videos", type=Path, help="folder of {video_id}.mp4 (required by hf/vllm)")
-    g.add_argument("--backend", default="hf", choices=["hf", "template", "synthetic", "vllm"])
+    g.add_argument("--backend", default="hf", choices=BACKENDS.names())
     g.add_argument("--model", help="hub id or local folder (hf, vllm)")
     g.add_argument("--revision", help="hub revision of --model")
     g.add_argument("--scripts", type=Path, help="canonical/scripts.json (synthetic backend)")

@@ -17,6 +17,10 @@ import pytest
 from wtal_data.canonical import DatasetError, FeatureStore, load_ground_truth
 from wtal_data.cli import main
 from wtal_data.ingest import (
+    FeatureOptions,
+    PerVideoReader,
+    UmReader,
+    WtalcReader,
     ingest,
     load_um_annotations,
     load_wtalc_annotations,
@@ -139,6 +143,43 @@ def test_cli_um_with_durations_and_ambiguous(tmp_path, thumos):
     assert gt["ambiguous"]["video_test_0000278"] == thumos["ambiguous"]["video_test_0000278"]
 
 
+UM_FLAGS = ["--gt-json", str(UM / "gt.json"), "--split-train", str(UM / "split_train.txt")]
+UM_FLAGS += ["--split-test", str(UM / "split_test.txt")]
+
+
+def test_cli_per_video_format_reads_um_annotations(tmp_path, thumos):
+    """--format per-video with --gt-json goes through the UM reader (no features needed with --no-features)."""
+    (tmp_path / "gt.json").write_text(json.dumps(thumos))
+    flags = ["--format", "per-video", *UM_FLAGS, "--durations", str(tmp_path / "gt.json"), "--no-features"]
+    assert main(["ingest", "--dataset", "thumos14", "--output", str(tmp_path / "out"), *flags]) == 0
+    assert counts(load_ground_truth(tmp_path / "out"))[0] == {"train": 200, "test": 210}
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--format", "um", "--annotations", str(THUMOS), *UM_FLAGS],
+            "give either --annotations (W-TALC) or --gt-json",
+        ),
+        (["--format", "um", "--gt-json", str(UM / "gt.json")], "the UM layout needs --gt-json, --split-train and"),
+        (["--format", "um", *UM_FLAGS, "--features", "f.npy"], "--features (packed, videoname.npy order) only goes"),
+        (["--format", "wtalc", "--no-features"], "--format wtalc needs --annotations DIR"),
+        (["--format", "per-video", "--features-dir", "d"], "--format per-video needs --annotations DIR"),
+        (["--format", "per-video", "--annotations", str(THUMOS)], "--format per-video needs --features-dir or"),
+        (["--annotations", str(THUMOS), "--rgb-dir", "d"], "--rgb-dir and --flow-dir must be given together"),
+        (["--annotations", str(THUMOS), "--features", "f.npy", "--features-dir", "d"], "give one feature source"),
+        (["--annotations", str(THUMOS), "--no-features", "--features-dir", "d"], "--no-features conflicts"),
+    ],
+    ids=["um-both", "um-incomplete", "um-packed", "wtalc-none", "per-video-none", "per-video-packed", "rgb-alone"]
+    + ["two-sources", "no-features-and-dir"],
+)
+def test_cli_flags_that_do_not_go_together(tmp_path, capsys, flags, message):
+    rc = main(["ingest", "--dataset", "thumos14", "--output", str(tmp_path / "out"), *flags])
+    assert rc == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "ground_truth.json").exists()
+
+
 def test_um_without_durations_is_an_error():
     with pytest.raises(DatasetError, match=r"gt\.json: video '.*': no duration"):
         load_um_annotations(UM / "gt.json", UM / "split_train.txt", UM / "split_test.txt", "thumos14")
@@ -212,7 +253,7 @@ def make_wtalc(root: Path, lengths=(5, 3, 4), dim=2048, features=True, seed=0):
 
 def test_wtalc_round_trip_through_feature_store(tmp_path):
     ann, names, arrays = make_wtalc(tmp_path / "raw")
-    summary = ingest(tmp_path / "out", "thumos14", "wtalc", annotations=ann)
+    summary = ingest(tmp_path / "out", "thumos14", WtalcReader(ann))
     assert summary["subsets"]["train"]["snippets"] == 8 and summary["subsets"]["test"]["snippets"] == 4
     store = FeatureStore.open(tmp_path / "out")
     assert store.feature_dim == 2048 and store.modalities == {"rgb": (0, 1024), "flow": (1024, 2048)}
@@ -224,9 +265,9 @@ def test_wtalc_round_trip_through_feature_store(tmp_path):
     assert gt["database"]["video_test_0000001"]["fps"] == pytest.approx(29.97)
 
 
-def expect_error(tmp_path, *patterns, **kwargs):
+def expect_error(tmp_path, *patterns, reader, features=None):
     with pytest.raises(DatasetError) as info:
-        ingest(tmp_path / "out", "thumos14", kwargs.pop("fmt", "wtalc"), **kwargs)
+        ingest(tmp_path / "out", "thumos14", reader, features)
     for pattern in patterns:
         assert pattern in str(info.value), str(info.value)
     assert not (tmp_path / "out" / "ground_truth.json").exists()
@@ -236,7 +277,7 @@ def expect_error(tmp_path, *patterns, **kwargs):
 def test_missing_annotation_file(tmp_path):
     ann, _, _ = make_wtalc(tmp_path / "raw")
     (ann / "duration.npy").unlink()
-    expect_error(tmp_path, "duration.npy", "not found", annotations=ann)
+    expect_error(tmp_path, "duration.npy", "not found", reader=WtalcReader(ann))
 
 
 def test_missing_annotation_folder_is_named_first(tmp_path):
@@ -244,19 +285,19 @@ def test_missing_annotation_folder_is_named_first(tmp_path):
         tmp_path,
         str(tmp_path / "Thumos14reduced-Annotations"),
         "annotation folder not found",
-        annotations=tmp_path / "Thumos14reduced-Annotations",
+        reader=WtalcReader(tmp_path / "Thumos14reduced-Annotations"),
     )
 
 
 def test_missing_features_file(tmp_path):
     ann, _, _ = make_wtalc(tmp_path / "raw", features=False)
-    expect_error(tmp_path, "Thumos14reduced-I3D-JOINTFeatures.npy", "--no-features", annotations=ann)
+    expect_error(tmp_path, "Thumos14reduced-I3D-JOINTFeatures.npy", "--no-features", reader=WtalcReader(ann))
 
 
 def test_feature_count_differs_from_video_count(tmp_path):
     ann, _, arrays = make_wtalc(tmp_path / "raw")
     np.save(tmp_path / "raw" / "Thumos14reduced-I3D-JOINTFeatures.npy", obj_array(arrays[:2]))
-    expect_error(tmp_path, "JOINTFeatures.npy", "holds 2 feature arrays", "3 videos", annotations=ann)
+    expect_error(tmp_path, "JOINTFeatures.npy", "holds 2 feature arrays", "3 videos", reader=WtalcReader(ann))
 
 
 @pytest.mark.parametrize(
@@ -272,7 +313,7 @@ def test_bad_feature_arrays(tmp_path, corrupt, message):
     ann, _, arrays = make_wtalc(tmp_path / "raw")
     arrays[1] = corrupt(arrays[1])
     np.save(tmp_path / "raw" / "Thumos14reduced-I3D-JOINTFeatures.npy", obj_array(arrays))
-    expect_error(tmp_path, "JOINTFeatures.npy", "video 'video_validation_0000002'", message, annotations=ann)
+    expect_error(tmp_path, "JOINTFeatures.npy", "video 'video_validation_0000002'", message, reader=WtalcReader(ann))
 
 
 @pytest.mark.parametrize("file", ["labels.npy", "labels_all.npy"])
@@ -284,15 +325,17 @@ def test_label_not_in_class_list(tmp_path, file):
         file,
         "video 'video_validation_0000002'",
         "'Cartwheel' is not in the class list",
-        annotations=ann,
-        no_features=True,
+        reader=WtalcReader(ann),
+        features=FeatureOptions(no_features=True),
     )
 
 
 def test_annotation_files_of_different_lengths(tmp_path):
     ann, _, _ = make_wtalc(tmp_path / "raw")
     np.save(ann / "subset.npy", np.array([b"validation", b"test"]))
-    expect_error(tmp_path, "subset.npy", "has 2 entries", annotations=ann, no_features=True)
+    expect_error(
+        tmp_path, "subset.npy", "has 2 entries", reader=WtalcReader(ann), features=FeatureOptions(no_features=True)
+    )
 
 
 def test_cli_exits_2_without_traceback(tmp_path, capsys):
@@ -315,7 +358,7 @@ def test_per_video_folder(tmp_path):
     for name, array in zip(names, arrays):
         np.save(folder / f"{name}.npy", array)
     np.save(folder / "video_unrelated.npy", arrays[0])  # extra files are skipped
-    ingest(tmp_path / "out", "thumos14", "per-video", annotations=ann, features_dirs=[folder])
+    ingest(tmp_path / "out", "thumos14", PerVideoReader(WtalcReader(ann)), FeatureOptions(features_dirs=[folder]))
     store = FeatureStore.open(tmp_path / "out")
     assert store.videos == sorted(names)
     np.testing.assert_array_equal(store[names[1]], arrays[1])
@@ -331,9 +374,8 @@ def test_per_video_missing_file(tmp_path):
         str(folder),
         f"video '{names[1]}'",
         "no feature file",
-        fmt="per-video",
-        annotations=ann,
-        features_dirs=[folder],
+        reader=PerVideoReader(WtalcReader(ann)),
+        features=FeatureOptions(features_dirs=[folder]),
     )
 
 
@@ -349,7 +391,12 @@ def make_rgb_flow(tmp_path, names, lengths):
 def test_rgb_flow_concatenated_and_cropped(tmp_path):
     ann, names, _ = make_wtalc(tmp_path / "raw", features=False)
     rgb, flow = make_rgb_flow(tmp_path, names, [(5, 5), (4, 3), (4, 5)])
-    ingest(tmp_path / "out", "thumos14", "per-video", annotations=ann, rgb_dirs=[rgb], flow_dirs=[flow])
+    ingest(
+        tmp_path / "out",
+        "thumos14",
+        PerVideoReader(WtalcReader(ann)),
+        FeatureOptions(rgb_dirs=[rgb], flow_dirs=[flow]),
+    )
     store = FeatureStore.open(tmp_path / "out")
     assert [store[n].shape for n in names] == [(5, 2048), (3, 2048), (4, 2048)]
     assert (store[names[1]][:, :1024] == 1).all() and (store[names[1]][:, 1024:] == -1).all()
@@ -362,10 +409,8 @@ def test_rgb_flow_too_far_apart(tmp_path):
         tmp_path,
         "rgb has 6 snippets, flow 3",
         f"video '{names[1]}'",
-        fmt="per-video",
-        annotations=ann,
-        rgb_dirs=[rgb],
-        flow_dirs=[flow],
+        reader=PerVideoReader(WtalcReader(ann)),
+        features=FeatureOptions(rgb_dirs=[rgb], flow_dirs=[flow]),
     )
 
 
@@ -391,11 +436,8 @@ def test_um_with_per_video_features_derives_durations(tmp_path):
     ingest(
         tmp_path / "out",
         "thumos14",
-        "um",
-        gt_json=gt_json,
-        split_train=tmp_path / "train.txt",
-        split_test=tmp_path / "test.txt",
-        features_dirs=[folder],
+        UmReader(gt_json, tmp_path / "train.txt", tmp_path / "test.txt"),
+        FeatureOptions(features_dirs=[folder]),
     )
     gt = load_ground_truth(tmp_path / "out")
     assert gt["database"][names[2]]["duration"] == pytest.approx(4 * 0.64)
@@ -430,9 +472,9 @@ def test_synth_without_generator_module_fails_clearly(monkeypatch, capsys):
 
 def test_bad_input_keeps_an_earlier_folder(tmp_path):
     ann, _, arrays = make_wtalc(tmp_path / "raw")
-    ingest(tmp_path / "out", "thumos14", "wtalc", annotations=ann)
+    ingest(tmp_path / "out", "thumos14", WtalcReader(ann))
     arrays[0][0, 0] = np.inf
     np.save(tmp_path / "raw" / "Thumos14reduced-I3D-JOINTFeatures.npy", obj_array(arrays))
     with pytest.raises(DatasetError, match="NaN or inf"):
-        ingest(tmp_path / "out", "thumos14", "wtalc", annotations=ann)
+        ingest(tmp_path / "out", "thumos14", WtalcReader(ann))
     assert summarize(tmp_path / "out")["subsets"]["train"]["snippets"] == 8

@@ -31,79 +31,28 @@ def setup_logging(log_file: str | Path | None) -> None:
 
 
 def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
-    from .ingest import DATASETS, FORMATS
-    from .ingest_wtalc import VIDEO_LABEL_POLICIES
+    """``--format`` with every registered reader's own flags (:mod:`.ingest_formats`), then the common ones."""
+    from .ingest import DATASETS
+    from .ingest_formats import FeatureOptions, add_format_arguments
 
-    parser.add_argument(
-        "--format",
-        dest="fmt",
-        choices=FORMATS,
-        default="wtalc",
-        help="input layout: wtalc (<Name>-Annotations/*.npy), um (gt.json + split files), "
-        "per-video (either annotation source, features from per-video folders)",
-    )
+    add_format_arguments(parser)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="real data set preset")
     parser.add_argument("--output", required=True, type=Path, help="canonical folder to write")
-    ann = parser.add_argument_group("annotations (one source)")
-    ann.add_argument("--annotations", type=Path, help="W-TALC <Name>-Annotations folder")
-    ann.add_argument("--gt-json", type=Path, help="UM ActivityNet-style gt.json")
-    ann.add_argument("--split-train", type=Path, help="UM split_train.txt")
-    ann.add_argument("--split-test", type=Path, help="UM split_test.txt")
-    ann.add_argument(
-        "--durations", type=Path, help="JSON {video: seconds} or a ground truth with durations (UM gt.json has none)"
-    )
-    ann.add_argument(
+    parser.add_argument(
         "--ambiguous", type=Path, help="Ambiguous_test.txt ('video start end' in seconds); default: the W-TALC folder's"
     )
-    ann.add_argument("--classes", type=Path, help="class list, one per line (UM; default: sorted labels)")
-    ann.add_argument(
-        "--video-labels",
-        choices=VIDEO_LABEL_POLICIES,
-        default="labels_all",
-        help="W-TALC video-level labels: labels_all.npy as published (derived from segments "
-        "where empty), the segments' labels, or their union",
-    )
-    feat = parser.add_argument_group("features (one source, or --no-features)")
-    feat.add_argument(
-        "--features", type=Path, help="packed <Name>-I3D-JOINTFeatures.npy (default for wtalc: next to --annotations)"
-    )
-    feat.add_argument(
-        "--features-dir", type=Path, action="append", default=[], help="folder of <video>.npy (T, 2048); repeatable"
-    )
-    feat.add_argument(
-        "--rgb-dir", type=Path, action="append", default=[], help="folder of rgb <video>.npy (T, 1024); repeatable"
-    )
-    feat.add_argument(
-        "--flow-dir", type=Path, action="append", default=[], help="folder of flow <video>.npy (T, 1024); repeatable"
-    )
-    feat.add_argument("--feature-dim", type=int, default=2048, help="expected feature dimension (RGB + flow)")
-    feat.add_argument("--no-features", action="store_true", help="write ground_truth.json alone")
+    FeatureOptions.add_arguments(parser)
     parser.add_argument("--log", type=Path, help="log file (default: OUTPUT/ingest.log)")
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from .ingest import format_summary, ingest, load_durations, read_class_list
+    from .ingest import format_summary, ingest
+    from .ingest_formats import INGEST_FORMATS, FeatureOptions
 
     setup_logging(args.log if args.log is not None else args.output / "ingest.log")
-    summary = ingest(
-        args.output,
-        args.dataset,
-        args.fmt,
-        annotations=args.annotations,
-        gt_json=args.gt_json,
-        split_train=args.split_train,
-        split_test=args.split_test,
-        features_file=args.features,
-        features_dirs=args.features_dir,
-        rgb_dirs=args.rgb_dir,
-        flow_dirs=args.flow_dir,
-        no_features=args.no_features,
-        durations=load_durations(args.durations) if args.durations else None,
-        classes=read_class_list(args.classes) if args.classes else None,
-        video_labels=args.video_labels,
-        feature_dim=args.feature_dim,
-        ambiguous=args.ambiguous,
-    )
+    features = FeatureOptions.from_args(args)
+    reader = INGEST_FORMATS[args.fmt].from_args(args, features)
+    summary = ingest(args.output, args.dataset, reader, features, ambiguous=args.ambiguous)
     print(format_summary(summary))
     return 0
 

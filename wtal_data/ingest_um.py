@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .canonical import DatasetError
+from .canonical import DatasetError, read_json
 from .ingest_common import (
     check_label,
     empty_ground_truth,
@@ -31,6 +31,33 @@ from .ingest_common import (
     require_file,
     unique_in_order,
 )
+
+
+def load_durations(path: str | Path) -> dict[str, float]:
+    """Durations in seconds from a JSON file: ``{video: seconds}`` or a canonical/ActivityNet ground truth."""
+    path = Path(path)
+    raw = read_json(path, "durations file")
+    if isinstance(raw, dict) and isinstance(raw.get("database"), dict):
+        raw = {v: e.get("duration") for v, e in raw["database"].items()}
+    if not isinstance(raw, dict):
+        raise DatasetError(f"{path}: expected a JSON object of video -> seconds")
+    durations = {}
+    for video_id, seconds in raw.items():
+        if not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise DatasetError(f"{path}: video '{video_id}': duration {seconds!r} must be positive seconds")
+        durations[video_id] = float(seconds)
+    return durations
+
+
+def read_class_list(path: str | Path) -> list[str]:
+    """One class name per line, in the order that fixes class indices."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: class list file not found")
+    classes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not classes or len(set(classes)) != len(classes):
+        raise DatasetError(f"{path}: class list is empty or has duplicates")
+    return classes
 
 
 def read_split_file(path: str | Path) -> list[str]:

@@ -21,6 +21,7 @@ Edge cases of the real files, and what we do (see ``docs/architecture.md`` "Inge
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tqdm import tqdm
 
 from .canonical import DatasetError, validate_features
 from .ingest_common import (
+    DatasetPreset,
     check_label,
     empty_ground_truth,
     get_preset,
@@ -66,84 +68,26 @@ def load_wtalc_annotations(
     preset = get_preset(dataset)
     if video_labels not in VIDEO_LABEL_POLICIES:
         raise DatasetError(f"--video-labels: {video_labels!r} is not one of {VIDEO_LABEL_POLICIES}")
-    annotation_dir = Path(annotation_dir)
-    if not annotation_dir.is_dir():
-        raise DatasetError(f"{annotation_dir}: annotation folder not found")
-    arrays = {name: _load_pickled(annotation_dir / f"{name}.npy") for name in REQUIRED_FILES}
-    fps_path = annotation_dir / "original_fps.npy"
-    if fps_path.exists():
-        arrays["original_fps"] = _load_pickled(fps_path)
-
-    classes = [to_str(c) for c in np.ravel(arrays["classlist"])]
-    if len(set(classes)) != len(classes):
-        raise DatasetError(f"{annotation_dir / 'classlist.npy'}: duplicate class names")
-    video_ids = [to_str(v) for v in np.ravel(arrays["videoname"])]
-    num_videos = len(video_ids)
-    if len(set(video_ids)) != num_videos:
-        raise DatasetError(f"{annotation_dir / 'videoname.npy'}: duplicate video names")
-    for name, array in arrays.items():
-        if name in ("classlist", "videoname"):
-            continue
-        if len(array) != num_videos:
-            raise DatasetError(
-                f"{annotation_dir / (name + '.npy')}: has {len(array)} entries, videoname.npy has {num_videos} videos"
-            )
-
-    gt = empty_ground_truth(preset, classes, source=f"W-TALC/CO2-Net annotations '{annotation_dir.name}'")
-    class_set = set(classes)
+    folder = WtalcFolder.read(Path(annotation_dir))
+    gt = empty_ground_truth(preset, folder.classes, source=f"W-TALC/CO2-Net annotations '{folder.directory.name}'")
     derived, disagree = [], 0
-    for i, video_id in enumerate(video_ids):
-        original_subset = to_str(arrays["subset"][i])
-        if original_subset not in preset.subset_map:
-            raise DatasetError(
-                f"{annotation_dir / 'subset.npy'}: video '{video_id}': subset {original_subset!r} "
-                f"is not one of {sorted(preset.subset_map)} for {preset.name}"
-            )
-        duration = float(np.ravel(arrays["duration"][i])[0])
-        if not (np.isfinite(duration) and duration > 0):
-            raise DatasetError(f"{annotation_dir / 'duration.npy'}: video '{video_id}': duration {duration!r} s")
-        fps = None
-        if "original_fps" in arrays:
-            fps = float(np.ravel(arrays["original_fps"][i])[0])
-            fps = fps if np.isfinite(fps) and fps > 0 else None
-
-        segments, seg_labels = list(arrays["segments"][i]), list(arrays["labels"][i])
-        if len(segments) != len(seg_labels):
-            raise DatasetError(
-                f"{annotation_dir / 'labels.npy'}: video '{video_id}': {len(seg_labels)} labels "
-                f"for {len(segments)} segments in segments.npy"
-            )
-        annotations = [
-            {
-                "label": check_label(to_str(lab), class_set, str(annotation_dir / "labels.npy"), video_id),
-                "segment": parse_segment(seg, str(annotation_dir / "segments.npy"), video_id),
-            }
-            for seg, lab in zip(segments, seg_labels)
-        ]
-        from_file = unique_in_order(
-            check_label(to_str(lab), class_set, str(annotation_dir / "labels_all.npy"), video_id)
-            for lab in arrays["labels_all"][i]
-        )
+    for i, video_id in enumerate(folder.video_ids):
+        original_subset = folder.original_subset(i, video_id, preset)
+        duration, fps = folder.duration(i, video_id), folder.fps(i)
+        annotations = folder.annotations(i, video_id)
+        from_file = folder.labels_all(i, video_id)
         from_segments = unique_in_order(a["label"] for a in annotations)
-        if set(from_file) != set(from_segments):
-            disagree += 1
-        if video_labels == "annotations" or (video_labels == "labels_all" and not from_file):
-            labels = from_segments
-            if not from_file and from_segments:
-                derived.append(video_id)
-        elif video_labels == "union":
-            labels = unique_in_order(from_file + from_segments)
-        else:
-            labels = from_file
-
         gt["database"][video_id] = {
             "subset": preset.subset_map[original_subset],
             "original_subset": original_subset,
             "duration": duration,
             "fps": fps,
-            "labels": labels,
+            "labels": choose_video_labels(video_labels, from_file, from_segments),
             "annotations": annotations,
         }
+        disagree += set(from_file) != set(from_segments)
+        if video_labels != "union" and not from_file and from_segments:
+            derived.append(video_id)  # labels_all.npy empty: the labels came from the segments
 
     if derived:
         logger.info("labels_all.npy empty for %d video(s); labels derived from segments: %s", len(derived), derived)
@@ -151,10 +95,104 @@ def load_wtalc_annotations(
         logger.info(
             "%d video(s) where labels_all.npy and the segment labels disagree (policy %s)", disagree, video_labels
         )
-    ambiguous_path = annotation_dir / "Ambiguous_test.txt"
+    ambiguous_path = folder.directory / "Ambiguous_test.txt"
     if ambiguous_path.exists():
         gt["ambiguous"] = parse_ambiguous(ambiguous_path, gt["database"])
     return gt
+
+
+def choose_video_labels(policy: str, from_file: list[str], from_segments: list[str]) -> list[str]:
+    """A video's labels under ``policy`` (see the module docstring); ``labels_all`` falls back to the segments."""
+    if policy == "annotations" or (policy == "labels_all" and not from_file):
+        return from_segments
+    if policy == "union":
+        return unique_in_order(from_file + from_segments)
+    return from_file
+
+
+@dataclass(frozen=True)
+class WtalcFolder:
+    """The arrays of one ``<Name>-Annotations`` folder, checked for size, read video by video.
+
+    Every accessor names the ``.npy`` file and the video in its error.
+    """
+
+    directory: Path
+    arrays: dict[str, np.ndarray]
+    classes: list[str]
+    video_ids: list[str]
+    class_set: frozenset[str]
+
+    @classmethod
+    def read(cls, directory: Path) -> WtalcFolder:
+        if not directory.is_dir():
+            raise DatasetError(f"{directory}: annotation folder not found")
+        arrays = {name: _load_pickled(directory / f"{name}.npy") for name in REQUIRED_FILES}
+        fps_path = directory / "original_fps.npy"
+        if fps_path.exists():
+            arrays["original_fps"] = _load_pickled(fps_path)
+        classes = [to_str(c) for c in np.ravel(arrays["classlist"])]
+        if len(set(classes)) != len(classes):
+            raise DatasetError(f"{directory / 'classlist.npy'}: duplicate class names")
+        video_ids = [to_str(v) for v in np.ravel(arrays["videoname"])]
+        if len(set(video_ids)) != len(video_ids):
+            raise DatasetError(f"{directory / 'videoname.npy'}: duplicate video names")
+        for name, array in arrays.items():
+            if name not in ("classlist", "videoname") and len(array) != len(video_ids):
+                raise DatasetError(
+                    f"{directory / (name + '.npy')}: has {len(array)} entries, "
+                    f"videoname.npy has {len(video_ids)} videos"
+                )
+        return cls(directory, arrays, classes, video_ids, frozenset(classes))
+
+    def path(self, name: str) -> str:
+        return str(self.directory / f"{name}.npy")
+
+    def original_subset(self, i: int, video_id: str, preset: DatasetPreset) -> str:
+        subset = to_str(self.arrays["subset"][i])
+        if subset not in preset.subset_map:
+            raise DatasetError(
+                f"{self.path('subset')}: video '{video_id}': subset {subset!r} "
+                f"is not one of {sorted(preset.subset_map)} for {preset.name}"
+            )
+        return subset
+
+    def duration(self, i: int, video_id: str) -> float:
+        """Seconds."""
+        duration = float(np.ravel(self.arrays["duration"][i])[0])
+        if not (np.isfinite(duration) and duration > 0):
+            raise DatasetError(f"{self.path('duration')}: video '{video_id}': duration {duration!r} s")
+        return duration
+
+    def fps(self, i: int) -> float | None:
+        """The original video's frame rate, where the folder has ``original_fps.npy`` and it is usable."""
+        if "original_fps" not in self.arrays:
+            return None
+        fps = float(np.ravel(self.arrays["original_fps"][i])[0])
+        return fps if np.isfinite(fps) and fps > 0 else None
+
+    def annotations(self, i: int, video_id: str) -> list[dict[str, Any]]:
+        """``[{"label", "segment"}]``, segments in seconds, from segments.npy and labels.npy."""
+        segments, labels = list(self.arrays["segments"][i]), list(self.arrays["labels"][i])
+        if len(segments) != len(labels):
+            raise DatasetError(
+                f"{self.path('labels')}: video '{video_id}': {len(labels)} labels "
+                f"for {len(segments)} segments in segments.npy"
+            )
+        return [
+            {
+                "label": check_label(to_str(label), self.class_set, self.path("labels"), video_id),
+                "segment": parse_segment(segment, self.path("segments"), video_id),
+            }
+            for segment, label in zip(segments, labels)
+        ]
+
+    def labels_all(self, i: int, video_id: str) -> list[str]:
+        """The published video-level labels (labels_all.npy), in order, without repeats."""
+        return unique_in_order(
+            check_label(to_str(label), self.class_set, self.path("labels_all"), video_id)
+            for label in self.arrays["labels_all"][i]
+        )
 
 
 def find_wtalc_features(annotation_dir: str | Path, dataset: str) -> Path:

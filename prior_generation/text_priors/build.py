@@ -20,7 +20,12 @@ complete: a folder without it is unfinished and the loader refuses it)::
 
 Token ids carry no <start>: KSM prepends its own learnable start/context tokens.
 An action word (``is_action``) is a VERB, or a non-stop word whose text or lemma is a
-word of the row's class name ("throws" in a JavelinThrow description).
+word of the row's class name ("throws" in a JavelinThrow description); see :mod:`.encode`.
+
+Steps of :func:`build_text_priors`: read the descriptions and fix the class list; tokenize
+with spaCy; load the word vectors of the words met; drop empty and garbage rows and cap
+the length; build the vocabulary and vector matrix; encode rows and classes (:mod:`.encode`);
+count; write the folder.
 """
 
 from __future__ import annotations
@@ -36,13 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from wtal_data.word_vectors import load_word_vectors
+from wtal_data.word_vectors import WordVectors, load_word_vectors
 
 from .config import MASK_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, TextPriorsConfig, TextPriorsError
-from .descriptions import read_descriptions
-from .masking import mask_row, mask_weights, row_rng
-from .tokenizer import Tokenized, humanize_class_name, load_spacy, spacy_info, tokenize
-from .vocab import LemmaTable, build_matrix, build_vocab
+from .descriptions import DescriptionRow, read_descriptions
+from .encode import ClassTexts, KeptRow, encode_classes, encode_rows
+from .tokenizer import Tokenized, load_spacy, spacy_info, tokenize
+from .vocab import LemmaTable, Vocab, build_matrix, build_vocab
 
 log = logging.getLogger("prior_generation.text_priors")
 
@@ -58,15 +63,6 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
 
 def _atomic_json(path: Path, obj: Any) -> None:
     _atomic_bytes(path, json.dumps(obj, indent=1, ensure_ascii=False).encode("utf-8"))
-
-
-def _class_words(tok: Tokenized) -> set[str]:
-    """Content words of a class name (text and lemma), used to flag action words."""
-    out: set[str] = set()
-    for w, lemma, stop in zip(tok.words, tok.lemmas, tok.stop):
-        if not stop:
-            out.update((w, lemma))
-    return out
 
 
 def _read_classes(ground_truth: str | os.PathLike | None) -> list[str] | None:
@@ -92,37 +88,16 @@ def build_text_priors(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Build the folder; return the meta dict (also written as meta.json)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     config = config or TextPriorsConfig()
     config.validate()
     t0 = time.perf_counter()
-    out = Path(output_dir)
     rows, counts, source = read_descriptions(descriptions)
     if not rows:
         raise TextPriorsError(f"{descriptions}: no usable descriptions (counts: {counts})")
-
-    gt_classes = _read_classes(ground_truth)
-    row_classes = sorted({r.class_name for r in rows})
-    if gt_classes is not None:
-        unknown = [c for c in row_classes if c not in gt_classes]
-        if unknown:
-            raise TextPriorsError(f"{descriptions}: classes {unknown} are not in {ground_truth}")
-        classes = list(gt_classes)
-    else:
-        classes = row_classes
-        log.warning(
-            "no --ground-truth: classes are those of the descriptions, sorted (%d); pass the data set's "
-            "ground_truth.json to fix their order and include classes without descriptions",
-            len(classes),
-        )
+    classes = resolve_classes(descriptions, rows, ground_truth)
     log.info("%d usable descriptions of %d classes from %s (%s)", len(rows), len(classes), descriptions, counts)
 
-    # --- spaCy: descriptions, class names, templates -----------------------------------
     nlp = load_spacy(config.spacy_model)
-    names = {c: humanize_class_name(c) for c in classes}
-    templates = {c: config.template.format(cls=names[c]) for c in classes}
     toks = tokenize(
         nlp,
         [r.text for r in rows],
@@ -131,21 +106,85 @@ def build_text_priors(
         max_words=config.max_tokens,
         n_process=config.n_process,
     )
-    name_toks = dict(zip(classes, tokenize(nlp, [names[c] for c in classes], config.batch_size)))
-    tmpl_toks = dict(zip(classes, tokenize(nlp, [templates[c] for c in classes], config.batch_size)))
+    texts = ClassTexts.tokenize(nlp, classes, config)
+    table, wv = load_needed_vectors(toks + texts.tokenized(), config)
+    kept = usable_rows(rows, toks, table, wv, config, counts)
+    if not kept:
+        raise TextPriorsError(f"{descriptions}: no usable descriptions after tokenization (counts: {counts})")
 
-    # --- word vectors: load only the words (and lemmas) we can meet ---------------------
+    for _, tok, _, _ in kept:  # frequencies count only the words that are kept
+        table.frequency.update(tok.words)
+    vocab = build_vocab(table, texts.forced_words(), wv, config.max_vocab)
+    matrix = build_matrix(vocab, table, wv, config.seed)
+    class_words = texts.class_words()
+    cols, key_bank = encode_rows(kept, vocab, class_words, classes, config)
+    per_class = encode_classes(texts, vocab, class_words, config)
+    counts.update(output_counts(cols, key_bank, table, wv, vocab))
+
+    out = Path(output_dir)
+    write_data_files(out, cols, vocab, matrix, key_bank, classes, per_class, config)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "descriptions": source,
+        "ground_truth": None if ground_truth is None else str(ground_truth),
+        "spacy": spacy_info(nlp),
+        "word_vectors": {"source": wv.source, "dim": wv.dim},
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "counts": counts,
+        "files": list(FILES),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _atomic_json(out / "meta.json", meta)  # last: marks the folder complete
+    log.info("text priors written to %s in %.2f s: %s", out, meta["seconds"], counts)
+    return meta
+
+
+def resolve_classes(
+    descriptions: str | os.PathLike, rows: list[DescriptionRow], ground_truth: str | os.PathLike | None
+) -> list[str]:
+    """The data set's classes in its order when a ground truth is given; else the rows' classes, sorted."""
+    gt_classes = _read_classes(ground_truth)
+    row_classes = sorted({r.class_name for r in rows})
+    if gt_classes is not None:
+        unknown = [c for c in row_classes if c not in gt_classes]
+        if unknown:
+            raise TextPriorsError(f"{descriptions}: classes {unknown} are not in {ground_truth}")
+        return list(gt_classes)
+    log.warning(
+        "no --ground-truth: classes are those of the descriptions, sorted (%d); pass the data set's "
+        "ground_truth.json to fix their order and include classes without descriptions",
+        len(row_classes),
+    )
+    return row_classes
+
+
+def load_needed_vectors(toks: list[Tokenized], config: TextPriorsConfig) -> tuple[LemmaTable, WordVectors]:
+    """Word vectors of only the words (and lemmas) we can meet, and the lemma table that looks them up."""
     table = LemmaTable()
     for tok in toks:
         table.add(tok.words, tok.lemmas, count=False)
-    for tok in list(name_toks.values()) + list(tmpl_toks.values()):
-        table.add(tok.words, tok.lemmas, count=False)
     wv = load_word_vectors(config.word_vectors, restrict_to=table.candidates())
     log.info("word vectors %s: %d of the needed words found, d=%d", wv.source, len(wv.words), wv.dim)
+    return table, wv
 
-    # --- drop empty / garbage rows, cap length ------------------------------------------
+
+def usable_rows(
+    rows: list[DescriptionRow],
+    toks: list[Tokenized],
+    table: LemmaTable,
+    wv: WordVectors,
+    config: TextPriorsConfig,
+    counts: dict[str, int],
+) -> list[KeptRow]:
+    """Drop rows without words or with too few known words (garbage), cap the rest; sorted.
+
+    Updates ``counts`` (excluded_no_words, excluded_garbage, truncated).  Sorted by
+    (video_id, class_name, kind, text), the row order of tokens.parquet.
+    """
     counts.update({"excluded_no_words": 0, "excluded_garbage": 0, "truncated": 0})
-    kept: list[tuple[Any, Tokenized, int, float]] = []
+    kept: list[KeptRow] = []
     for row, tok in zip(rows, toks):
         n = tok.num_words
         if not tok.words:
@@ -160,127 +199,41 @@ def build_text_priors(
             counts["truncated"] += 1
             m = config.max_tokens
             tok = Tokenized(tok.words[:m], tok.lemmas[:m], tok.pos[:m], tok.stop[:m])
-        kept.append((row, tok, n, known))
-    if not kept:
-        raise TextPriorsError(f"{descriptions}: no usable descriptions after tokenization (counts: {counts})")
-    kept.sort(key=lambda item: (item[0].video_id, item[0].class_name, item[0].kind, item[0].text))
+        kept.append(KeptRow(row, tok, n, known))
+    kept.sort(key=lambda item: (item.row.video_id, item.row.class_name, item.row.kind, item.row.text))
+    return kept
 
-    # --- vocabulary and vectors ----------------------------------------------------------
-    for _, tok, _, _ in kept:  # frequencies count only the words that are kept
-        table.frequency.update(tok.words)
-    forced = [w for c in classes for w in name_toks[c].words + tmpl_toks[c].words]
-    vocab = build_vocab(table, forced, wv, config.max_vocab)
-    matrix = build_matrix(vocab, table, wv, config.seed)
 
-    # --- per-row token ids, action flags, masks -------------------------------------------
-    class_words = {c: _class_words(name_toks[c]) for c in classes}
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "video_id",
-            "class_name",
-            "kind",
-            "text",
-            "words",
-            "token_ids",
-            "pos",
-            "is_action",
-            "num_words",
-            "truncated",
-            "names_class",
-            "known_ratio",
-            "generation_flags",
-            "model",
-            "masked_input_ids",
-            "target_ids",
-            "mask_positions",
-        )
-    }
-    key_bank: dict[str, list[dict[str, Any]]] = {c: [] for c in classes}
-    for row, tok, n, known in kept:
-        ids = vocab.encode(tok.words)
-        cw = class_words[row.class_name]
-        names_class = any(w in cw or lemma in cw for w, lemma in zip(tok.words, tok.lemmas))
-        is_action = [
-            pos == "VERB" or (not stop and (w in cw or lemma in cw))
-            for w, lemma, pos, stop in zip(tok.words, tok.lemmas, tok.pos, tok.stop)
-        ]
-        for name, value in (
-            ("video_id", row.video_id),
-            ("class_name", row.class_name),
-            ("kind", row.kind),
-            ("text", row.text),
-            ("words", tok.words),
-            ("token_ids", ids),
-            ("pos", tok.pos),
-            ("is_action", is_action),
-            ("num_words", n),
-            ("truncated", n > len(tok.words)),
-            ("names_class", names_class),
-            ("known_ratio", known),
-            ("generation_flags", row.generation_flags),
-            ("model", row.model),
-        ):
-            cols[name].append(value)
-        if row.kind == "complete":
-            weights = mask_weights(tok.pos, is_action, config.pos_weights, config.action_weight)
-            rng = row_rng(config.seed, row.video_id, row.class_name, row.kind, row.text)
-            masked = mask_row(ids, weights, config.mask_ratio, rng)
-            cols["masked_input_ids"].append(masked.input_ids)
-            cols["target_ids"].append(masked.target_ids)
-            cols["mask_positions"].append(masked.positions)
-        else:
-            for name in ("masked_input_ids", "target_ids", "mask_positions"):
-                cols[name].append(None)
-            key_bank[row.class_name].append({"video_id": row.video_id, "token_ids": ids})
-
-    per_class: dict[str, Any] = {}
-    for c in classes:
-        name_ids = vocab.encode(name_toks[c].words)
-        t = tmpl_toks[c]
-        t_ids = vocab.encode(t.words)
-        t_action = [
-            pos == "VERB" or (not stop and (w in class_words[c] or lemma in class_words[c]))
-            for w, lemma, pos, stop in zip(t.words, t.lemmas, t.pos, t.stop)
-        ]  # the rows' rule
-        t_mask = mask_row(
-            t_ids,
-            mask_weights(t.pos, t_action, config.pos_weights, config.action_weight),
-            config.mask_ratio,
-            row_rng(config.seed, "<template>", c, templates[c]),
-        )
-        per_class[c] = {
-            "name": names[c],
-            "name_ids": name_ids,
-            "template": templates[c],
-            "template_ids": t_ids,
-            "template_masked_input_ids": t_mask.input_ids,
-            "template_mask_positions": t_mask.positions,
-        }
-
-    # --- counts --------------------------------------------------------------------------
+def output_counts(
+    cols: dict[str, list],
+    key_bank: dict[str, list[dict[str, Any]]],
+    table: LemmaTable,
+    wv: WordVectors,
+    vocab: Vocab,
+) -> dict[str, int]:
+    """What was written: rows per kind, tokens, <unk> and vector-less tokens, vocabulary size."""
     all_ids = [i for ids in cols["token_ids"] for i in ids]
     no_vector = sum(table.lookup(w, wv)[1] is None for ws in cols["words"] for w in ws)
-    counts.update(
-        {
-            "usable": len(kept),
-            "usable_key": sum(k == "key" for k in cols["kind"]),
-            "usable_complete": sum(k == "complete" for k in cols["kind"]),
-            "never_names_class": sum(not x for x in cols["names_class"]),
-            "classes_without_key": sum(not key_bank[c] for c in classes),
-            "tokens": len(all_ids),
-            "unk_tokens": sum(i == UNK_ID for i in all_ids),
-            "no_vector_tokens": int(no_vector),
-            "vocab_size": len(vocab),
-            "vocab_words_without_vector": sum(v == "unk" for v in vocab.vector_from),
-        }
-    )
+    return {
+        "usable": len(cols["kind"]),
+        "usable_key": sum(k == "key" for k in cols["kind"]),
+        "usable_complete": sum(k == "complete" for k in cols["kind"]),
+        "never_names_class": sum(not x for x in cols["names_class"]),
+        "classes_without_key": sum(not bank for bank in key_bank.values()),
+        "tokens": len(all_ids),
+        "unk_tokens": sum(i == UNK_ID for i in all_ids),
+        "no_vector_tokens": int(no_vector),
+        "vocab_size": len(vocab),
+        "vocab_words_without_vector": sum(v == "unk" for v in vocab.vector_from),
+    }
 
-    # --- write (meta.json last) ----------------------------------------------------------
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "meta.json").unlink(missing_ok=True)  # the folder is incomplete until the end
+
+def tokens_schema():
+    """The Arrow schema of tokens.parquet (column order: :data:`.encode.COLUMNS`)."""
+    import pyarrow as pa
+
     list_i32 = pa.list_(pa.int32())
-    schema = pa.schema(
+    return pa.schema(
         [
             ("video_id", pa.string()),
             ("class_name", pa.string()),
@@ -301,8 +254,26 @@ def build_text_priors(
             ("mask_positions", list_i32),
         ]
     )
+
+
+def write_data_files(
+    out: Path,
+    cols: dict[str, list],
+    vocab: Vocab,
+    matrix: np.ndarray,
+    key_bank: dict[str, list[dict[str, Any]]],
+    classes: list[str],
+    per_class: dict[str, Any],
+    config: TextPriorsConfig,
+) -> None:
+    """Every file but meta.json, each atomically; an old meta.json is removed first (folder incomplete)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "meta.json").unlink(missing_ok=True)  # the folder is incomplete until the end
     buffer = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pydict(cols, schema=schema), buffer, compression="zstd")
+    pq.write_table(pa.Table.from_pydict(cols, schema=tokens_schema()), buffer, compression="zstd")
     _atomic_bytes(out / "tokens.parquet", buffer.getvalue().to_pybytes())
     specials = {"PAD": PAD_ID, "UNK": UNK_ID, "START": START_ID, "MASK": MASK_ID}
     _atomic_json(
@@ -322,20 +293,3 @@ def build_text_priors(
     _atomic_bytes(out / "word_vectors.npy", npy.getvalue())
     _atomic_json(out / "key_bank.json", {"schema_version": SCHEMA_VERSION, "classes": key_bank})
     _atomic_json(out / "classes.json", {"schema_version": SCHEMA_VERSION, "classes": classes, "per_class": per_class})
-    info = spacy_info(nlp)
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "descriptions": source,
-        "ground_truth": None if ground_truth is None else str(ground_truth),
-        "spacy": info,
-        "word_vectors": {"source": wv.source, "dim": wv.dim},
-        "seed": config.seed,
-        "config": config.to_dict(),
-        "counts": counts,
-        "files": list(FILES),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    _atomic_json(out / "meta.json", meta)
-    log.info("text priors written to %s in %.2f s: %s", out, meta["seconds"], counts)
-    return meta

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,16 @@ class LazyFeatures(MappingABC):
         self._bar.close()
 
 
+@dataclass
+class ScriptedVideos:
+    """What the generator decided each video shows, before any feature is computed."""
+
+    scripts: dict[str, Any]  # per class: its phases (schema in .scripts)
+    model: FeatureModel
+    records: dict[str, Any]  # per video: instances, labels, snippets (scripts.json "videos")
+    timelines: dict[str, Timeline]  # per video: the state of every frame
+
+
 def _generate_dataset(
     structure: Mapping[str, Any],
     cfg: Mapping[str, Any],
@@ -127,30 +138,63 @@ def _generate_dataset(
 
     if size == "demo":
         cfg = demo_config(cfg)
-    classes = list(structure["classes"])
-    db = structure["database"]
     ids = (
         select_demo_videos(structure, int(cfg["demo"]["train_per_class"]), int(cfg["demo"]["test_per_class"]))
         if size == "demo"
-        else sorted(db)
+        else sorted(structure["database"])
     )
+    scripted = script_videos(structure, cfg, ids, seed, vectors, progress)
+    seconds = {"scripts": time.perf_counter() - started}
+
+    gt = synthetic_ground_truth(structure, cfg, size, seed, ids, scripted.records)
+    scripts_doc = scripts_document(cfg, size, seed, scripted)
+    # A half-regenerated folder must not look complete: drop the old marker first.
+    (canonical_dir / "ground_truth.json").unlink(missing_ok=True)
+    write_synthetic_features(canonical_dir, scripted, seed, DATASET_NAMES[size], progress)
+    seconds["features"] = time.perf_counter() - started - seconds["scripts"]
+    atomic_write_json(canonical_dir / SCRIPTS_FILE, scripts_doc)
+    # ground truth last: its presence marks a complete canonical folder
+    write_ground_truth(canonical_dir, gt)
+
+    seconds["videos"] = render_videos(scripted.records, ids, output, cfg, progress) if videos else 0.0
+    seconds["total"] = time.perf_counter() - started
+    summary = _summary(structure, size, ids, scripted.records, output, videos, seconds)
+    log.info("generated %s", summary)
+    return summary
+
+
+def script_videos(
+    structure: Mapping[str, Any], cfg: Mapping[str, Any], ids: list[str], seed: int, vectors, progress: bool
+) -> ScriptedVideos:
+    """Class scripts, the feature model, and each video's script and frame timeline (in ``ids`` order)."""
+    classes = list(structure["classes"])
+    db = structure["database"]
     scripts = class_scripts(cfg, classes)
     table = StateTable.build(scripts, list(cfg["background_words"]))
     model = FeatureModel.build(cfg, table, classes, seed, vectors=vectors)
-
     records: dict[str, Any] = {}
     timelines: dict[str, Timeline] = {}
     for vid in tqdm(ids, desc="scripts", unit="video", disable=not progress):
         records[vid], timelines[vid] = build_video(vid, db[vid], scripts, table, cfg, seed)
-    t_scripts = time.perf_counter() - started
+    return ScriptedVideos(scripts, model, records, timelines)
 
+
+def synthetic_ground_truth(
+    structure: Mapping[str, Any],
+    cfg: Mapping[str, Any],
+    size: str,
+    seed: int,
+    ids: list[str],
+    records: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The canonical ground truth: the structure's videos, with the generated instances as segments."""
+    db = structure["database"]
     snip = cfg["snippet"]
-    render_fps = float(cfg["demo"]["render_fps"])
-    gt = {
+    return {
         "schema_version": structure.get("schema_version", 1),
         "dataset": DATASET_NAMES[size],
         "synthetic": True,
-        "classes": classes,
+        "classes": list(structure["classes"]),
         "snippet_seconds": float(snip["frames_per_snippet"]) / float(snip["feature_fps"]),
         "frames_per_snippet": int(snip["frames_per_snippet"]),
         "feature_fps": float(snip["feature_fps"]),
@@ -163,7 +207,7 @@ def _generate_dataset(
                 "subset": db[vid]["subset"],
                 **({"original_subset": db[vid]["original_subset"]} if "original_subset" in db[vid] else {}),
                 "duration": float(db[vid]["duration"]),
-                "fps": render_fps,
+                "fps": float(cfg["demo"]["render_fps"]),
                 "labels": records[vid]["labels"],
                 "annotations": [
                     {"label": a["label"], "segment": list(a["segment"])} for a in records[vid]["instances"]
@@ -174,7 +218,11 @@ def _generate_dataset(
         # The real ambiguous spans show nothing special here, so none are carried over.
         "ambiguous": {},
     }
-    scripts_doc = {
+
+
+def scripts_document(cfg: Mapping[str, Any], size: str, seed: int, scripted: ScriptedVideos) -> dict[str, Any]:
+    """``scripts.json``: what each video shows (schema in :mod:`.scripts`)."""
+    return {
         "schema_version": 1,
         "dataset": DATASET_NAMES[size],
         "synthetic": True,
@@ -182,56 +230,70 @@ def _generate_dataset(
         "word_vectors": cfg.get("word_vectors", "glove-6b-50d"),
         "describer": dict(cfg["describer"]),
         "background_words": list(cfg["background_words"]),
-        "classes": scripts,
-        "videos": records,
+        "classes": scripted.scripts,
+        "videos": scripted.records,
     }
 
-    # A half-regenerated folder must not look complete: drop the old marker first.
-    (canonical_dir / "ground_truth.json").unlink(missing_ok=True)
-    lazy = LazyFeatures(model, timelines, seed, progress)
+
+def write_synthetic_features(
+    canonical_dir: Path, scripted: ScriptedVideos, seed: int, dataset: str, progress: bool
+) -> None:
+    """Compute and write every video's features in one pass (``features.npy`` + index)."""
+    model = scripted.model
+    lazy = LazyFeatures(model, scripted.timelines, seed, progress)
     try:
         half = model.dim // 2  # RGB half then flow half, also for the narrower demo features
         write_features(
             canonical_dir,
             lazy,
             modalities={"rgb": (0, half), "flow": (half, model.dim)},
-            source=f"synthetic features ({DATASET_NAMES[size]})",
+            source=f"synthetic features ({dataset})",
             shapes=lazy.shapes,
         )
     finally:
         lazy.close()
-    t_features = time.perf_counter() - started - t_scripts
-    atomic_write_json(canonical_dir / SCRIPTS_FILE, scripts_doc)
-    # ground truth last: its presence marks a complete canonical folder
-    write_ground_truth(canonical_dir, gt)
 
-    t_videos = 0.0
-    if videos:
-        from .render import render_video
 
-        t0 = time.perf_counter()
-        for vid in tqdm(ids, desc="videos", unit="video", disable=not progress):
-            render_video(records[vid], output / "videos" / f"{vid}.mp4", render_fps, int(cfg["demo"]["frame_size"]))
-        t_videos = time.perf_counter() - t0
+def render_videos(
+    records: Mapping[str, Any], ids: list[str], output: Path, cfg: Mapping[str, Any], progress: bool
+) -> float:
+    """Render ``output/videos/{video}.mp4`` from the scripts; return the seconds it took."""
+    from .render import render_video
 
-    total_snippets = sum(r["num_snippets"] for r in records.values())
-    summary = {
+    t0 = time.perf_counter()
+    render_fps = float(cfg["demo"]["render_fps"])
+    for vid in tqdm(ids, desc="videos", unit="video", disable=not progress):
+        render_video(records[vid], output / "videos" / f"{vid}.mp4", render_fps, int(cfg["demo"]["frame_size"]))
+    return time.perf_counter() - t0
+
+
+def _summary(
+    structure: Mapping[str, Any],
+    size: str,
+    ids: list[str],
+    records: Mapping[str, Any],
+    output: Path,
+    videos: bool,
+    seconds: Mapping[str, float],
+) -> dict[str, Any]:
+    """Counts, sizes on disk and seconds per step."""
+    db = structure["database"]
+    canonical_dir = output / "canonical"
+    return {
         "dataset": DATASET_NAMES[size],
         "videos": len(ids),
         "train_videos": sum(db[v]["subset"] == "train" for v in ids),
         "test_videos": sum(db[v]["subset"] == "test" for v in ids),
         "segments": sum(len(r["instances"]) for r in records.values()),
-        "snippets": total_snippets,
+        "snippets": sum(r["num_snippets"] for r in records.values()),
         "features_bytes": (canonical_dir / "features.npy").stat().st_size,
         "scripts_bytes": (canonical_dir / SCRIPTS_FILE).stat().st_size,
         "videos_bytes": sum(p.stat().st_size for p in (output / "videos").glob("*.mp4")) if videos else 0,
-        "seconds_scripts": round(t_scripts, 3),
-        "seconds_features": round(t_features, 3),
-        "seconds_videos": round(t_videos, 3),
-        "seconds_total": round(time.perf_counter() - started, 3),
+        "seconds_scripts": round(seconds["scripts"], 3),
+        "seconds_features": round(seconds["features"], 3),
+        "seconds_videos": round(seconds["videos"], 3),
+        "seconds_total": round(seconds["total"], 3),
     }
-    log.info("generated %s", summary)
-    return summary
 
 
 def generate_dataset(*args: Any, **kwargs: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .common import ConvAttention, sinusoidal_positions
+from .plugins import MLLM4WTAL_MODULES
 
 
 class WeightedAttention(nn.Module):
@@ -74,6 +75,7 @@ class _Block(nn.Module):
         return x + self.drop(self.ffn(self.norm3(x)))
 
 
+@MLLM4WTAL_MODULES.register("csr")
 class CompleteSemanticReconstruction(nn.Module):
     def __init__(
         self,

@@ -22,8 +22,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from .common import ConvAttention, masked_topk_mean
+from .plugins import MLLM4WTAL_MODULES
 
 
+@MLLM4WTAL_MODULES.register("ksm")
 class KeySemanticMatching(nn.Module):
     def __init__(
         self,

@@ -38,6 +38,7 @@ from .common import masked_mse
 from .csr import CompleteSemanticReconstruction
 from .ksm import KeySemanticMatching
 from .loc_head import LocalizationHead, localization_loss
+from .plugins import MLLM4WTAL_MODULES
 from .text_inputs import complete_tokens, key_query_tokens
 
 DEFAULTS: dict[str, Any] = {
@@ -72,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "embedding_dim": None,  # None: inferred from one dry forward of the base method
     "seed": 0,
 }
-KNOWN_MODULES = {"ksm", "csr"}
+KNOWN_MODULES = set(MLLM4WTAL_MODULES.names())  # registered by .ksm and .csr
 
 
 def _scalar(value: Any) -> torch.Tensor | float:

@@ -29,10 +29,9 @@ HYPERPARAMETER_FIELDS = (
 
 def build_base_method(config: Any, feature_dim: int, num_classes: int) -> BaseMethod:
     """Instantiate ``config.method`` with the hyperparameters it reads from ``config``."""
-    if config.method not in BASE_METHODS:
-        raise ValueError(f"unknown base method {config.method!r}; registered: {sorted(BASE_METHODS)}")
+    method = BASE_METHODS[config.method]  # an unknown name: ConfigError listing the registered ones
     hp = {name: getattr(config, name) for name in HYPERPARAMETER_FIELDS}
-    return BASE_METHODS[config.method](feature_dim, num_classes, **hp)
+    return method(feature_dim, num_classes, **hp)
 
 
 __all__ = [

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from wtal_common.registry import Registry
+
 
 @dataclass
 class Batch:
@@ -64,17 +66,15 @@ class BaseMethod(nn.Module):
         raise NotImplementedError
 
 
-BASE_METHODS: dict[str, Callable[..., BaseMethod]] = {}
+BASE_METHODS: Registry[type[BaseMethod]] = Registry("base method", field="config 'method'")
 
 
 def register_base_method(name: str) -> Callable[[type[BaseMethod]], type[BaseMethod]]:
-    """Class decorator: make a base method constructible by name from config."""
+    """Class decorator: make a base method constructible by name from config (``BASE_METHODS``)."""
 
     def decorator(cls: type[BaseMethod]) -> type[BaseMethod]:
-        if name in BASE_METHODS:
-            raise ValueError(f"base method '{name}' registered twice")
+        BASE_METHODS.register(name)(cls)
         cls.name = name
-        BASE_METHODS[name] = cls
         return cls
 
     return decorator
