@@ -42,7 +42,14 @@ def thumos_shaped(scale: float, dim: int, seed: int = 0):
             "labels": [classes[i % 20]],
             "annotations": [{"label": classes[i % 20], "segment": [0.0, n * 0.32]}],
         }
-    gt = {"classes": classes, "snippet_seconds": 0.64, "database": database, "dataset": "bench", "family": "thumos14", "ambiguous": {}}
+    gt = {
+        "classes": classes,
+        "snippet_seconds": 0.64,
+        "database": database,
+        "dataset": "bench",
+        "family": "thumos14",
+        "ambiguous": {},
+    }
     store = FeatureStore(packed, index, dim, {"rgb": (0, dim // 2), "flow": (dim // 2, dim)})
     return gt, store
 

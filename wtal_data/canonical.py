@@ -111,7 +111,9 @@ def validate_ground_truth(gt: Mapping[str, Any], source: str = GROUND_TRUTH_FILE
                 raise DatasetError(f"{where}: bad segment {ann['segment']!r}")
 
 
-FAMILIES: tuple[str, ...] = tuple(json.loads((SCHEMA_DIR / "ground_truth.schema.json").read_text())["properties"]["family"]["enum"])
+FAMILIES: tuple[str, ...] = tuple(
+    json.loads((SCHEMA_DIR / "ground_truth.schema.json").read_text())["properties"]["family"]["enum"]
+)
 
 
 def dataset_family(gt: Mapping[str, Any], source: str = GROUND_TRUTH_FILE) -> str:
@@ -128,7 +130,7 @@ def dataset_family(gt: Mapping[str, Any], source: str = GROUND_TRUTH_FILE) -> st
     derived = "activitynet" if name.lower().startswith(("activitynet", "anet")) else "thumos14"
     log.warning(
         "%s: no 'family' field (written before it existed); using %r, derived from dataset name %r. "
-        "Re-run ingest, or add \"family\": \"%s\" to the file, to make it explicit.",
+        'Re-run ingest, or add "family": "%s" to the file, to make it explicit.',
         source,
         derived,
         name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..settings import DEFAULTS
 from .base import Backend, Generation, Request, text_flags
 
 BACKENDS = ("hf", "template", "synthetic", "vllm")
@@ -18,7 +19,9 @@ def make_backend(name: str, **options: Any) -> Backend:
     if name == "synthetic":
         from .synthetic import SyntheticBackend
 
-        return SyntheticBackend(options.get("scripts"), seed=options.get("seed", 0), noise=options.get("noise"))
+        return SyntheticBackend(
+            options.get("scripts"), seed=options.get("seed", DEFAULTS.seed), noise=options.get("noise")
+        )
     common = {k: options[k] for k in ("revision", "max_new_tokens", "num_frames", "target_fps", "seed") if k in options}
     if name == "hf":
         from .hf import HFBackend

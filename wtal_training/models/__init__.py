@@ -7,6 +7,7 @@ from typing import Any
 from . import co2net, delu  # noqa: F401  (register the methods)
 from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, TrainingObjective, register_base_method
 
+
 def build_base_method(config: Any, feature_dim: int, num_classes: int) -> BaseMethod:
     """Instantiate ``config.method`` with the hyperparameters it reads from ``config``."""
     if config.method not in BASE_METHODS:

@@ -73,7 +73,18 @@ class ConsensusAttention(nn.Module):
 @register_base_method("co2net")
 class CO2Net(BaseMethod):
     # Config fields this method reads (values: wtal_training/configs/defaults.yaml).
-    hyperparameters = ("k", "dropout_ratio", "alpha1", "alpha2", "alpha3", "alpha4", "num_similar", "pool_t", "max_seqlen", "iterations")
+    hyperparameters = (
+        "k",
+        "dropout_ratio",
+        "alpha1",
+        "alpha2",
+        "alpha3",
+        "alpha4",
+        "num_similar",
+        "pool_t",
+        "max_seqlen",
+        "iterations",
+    )
 
     def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:
         super().__init__(feature_dim, num_classes)
