@@ -66,6 +66,7 @@ def make_videos(root: Path, count: int, frames: int, width: int, height: int) ->
     gt = {
         "schema_version": 1,
         "dataset": "bench-generated",
+        "family": "thumos14",
         "synthetic": True,
         "classes": ["CliffDiving"],
         "snippet_seconds": 0.64,

@@ -42,7 +42,14 @@ def thumos_shaped(scale: float, dim: int, seed: int = 0):
             "labels": [classes[i % 20]],
             "annotations": [{"label": classes[i % 20], "segment": [0.0, n * 0.32]}],
         }
-    gt = {"classes": classes, "snippet_seconds": 0.64, "database": database, "dataset": "bench", "ambiguous": {}}
+    gt = {
+        "classes": classes,
+        "snippet_seconds": 0.64,
+        "database": database,
+        "dataset": "bench",
+        "family": "thumos14",
+        "ambiguous": {},
+    }
     store = FeatureStore(packed, index, dim, {"rgb": (0, dim // 2), "flow": (dim // 2, dim)})
     return gt, store
 
@@ -63,7 +70,7 @@ def main() -> None:
     train = DeviceFeatureSet(store, gt, train_ids, args.device)
     test = DeviceFeatureSet(store, gt, test_ids, args.device)
     load_s = time.perf_counter() - t0
-    config = build_config(args.method, "thumos14", sets=["max_seqlen=320"], iterations=max(args.iterations, 1))
+    config = build_config(args.method, "thumos14", sets=["data.max_seqlen=320"], iterations=max(args.iterations, 1))
     model = build_base_method(config, args.feature_dim, 20).to(args.device)
     objective = BaseObjective(config, model)
     sampler = BatchSampler(train, 10, 3, 320, seed=0)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .backends import BACKENDS
-from .prompts import DEFAULT_TEMPLATES
+from .settings import DEFAULTS
 
 log = logging.getLogger("prior_generation")
 
@@ -45,27 +45,46 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--model", help="hub id or local folder (hf, vllm)")
     g.add_argument("--revision", help="hub revision of --model")
     g.add_argument("--scripts", type=Path, help="canonical/scripts.json (synthetic backend)")
-    g.add_argument("--num-frames", type=int, default=16, help="frames shown per video (default 16)")
+    g.add_argument(
+        "--num-frames",
+        type=int,
+        default=DEFAULTS.num_frames,
+        help=f"frames shown per video (default {DEFAULTS.num_frames})",
+    )
     g.add_argument(
         "--target-fps",
         type=float,
         help="sample at this rate instead of uniformly (at most --num-frames, spread over the video)",
     )
-    g.add_argument("--batch-size", type=int, default=8, help="requests per generate call (default 8)")
-    g.add_argument("--max-new-tokens-key", type=int, default=64)
-    g.add_argument("--max-new-tokens-complete", type=int, default=256)
-    g.add_argument("--prompt-key", default=DEFAULT_TEMPLATES["key"], help="template with {cls}; default: the paper's")
-    g.add_argument("--prompt-complete", default=DEFAULT_TEMPLATES["complete"], help="template with {cls}")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULTS.batch_size,
+        help=f"requests per generate call (default {DEFAULTS.batch_size})",
+    )
+    g.add_argument("--max-new-tokens-key", type=int, default=DEFAULTS.max_new_tokens_key)
+    g.add_argument("--max-new-tokens-complete", type=int, default=DEFAULTS.max_new_tokens_complete)
+    g.add_argument("--prompt-key", default=DEFAULTS.prompt_key, help="template with {cls}; default: the paper's")
+    g.add_argument("--prompt-complete", default=DEFAULTS.prompt_complete, help="template with {cls}")
+    g.add_argument("--seed", type=int, default=DEFAULTS.seed)
     g.add_argument("--shard", default="0/1", help="i/n: process videos i, i+n, ... of the sorted training set")
     g.add_argument("--mllm-name", help="short name of the MLLM, stored in the file metadata")
     g.add_argument("--output", required=True, type=Path, help="shard Parquet file to write")
     g.add_argument("--work-dir", type=Path, help="folder of part files for resuming (default OUTPUT.parts)")
     g.add_argument("--log", type=Path, help="log file (default OUTPUT.log)")
     g.add_argument("--fail-fast", action="store_true", help="stop at the first failed row")
-    g.add_argument("--device", help="hf: cpu, cuda or auto (default: cuda when available)")
-    g.add_argument("--dtype", help="hf: torch dtype name (default bfloat16 on GPU, float32 on CPU)")
-    g.add_argument("--prefetch", type=int, default=4, help="videos decoded ahead in the background (default 4)")
+    g.add_argument("--device", default=DEFAULTS.device, help="hf: cpu, cuda or auto (default: cuda when available)")
+    g.add_argument(
+        "--dtype",
+        default=DEFAULTS.dtype,
+        help=f"hf: torch dtype name (default {DEFAULTS.gpu_dtype} on GPU, {DEFAULTS.cpu_dtype} on CPU)",
+    )
+    g.add_argument(
+        "--prefetch",
+        type=int,
+        default=DEFAULTS.prefetch,
+        help=f"videos decoded ahead in the background (default {DEFAULTS.prefetch})",
+    )
 
     m = sub.add_parser("merge", help="combine shard files into one, checked complete against the ground truth")
     m.add_argument("--ground-truth", required=True, type=Path)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .settings import DEFAULTS
+
 
 @dataclass
 class VideoFrames:
@@ -107,7 +109,7 @@ _DONE = object()
 
 
 def prefetch_videos(
-    items: Iterable[tuple[str, Path]], num_frames: int, target_fps: float | None = None, depth: int = 4
+    items: Iterable[tuple[str, Path]], num_frames: int, target_fps: float | None = None, depth: int = DEFAULTS.prefetch
 ) -> Iterator[VideoFrames]:
     """Yield decoded videos in the order given, decoding up to ``depth`` ahead in a thread."""
     buffer: queue.Queue = queue.Queue(maxsize=max(1, depth))

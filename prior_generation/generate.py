@@ -27,7 +27,8 @@ from wtal_data.canonical import DatasetError, load_ground_truth, videos_in_subse
 
 from .backends import Backend, Generation, Request, make_backend
 from .frames import VideoFrames, prefetch_videos
-from .prompts import DEFAULT_TEMPLATES, KINDS, prompt_hash, render_prompt, validate_template
+from .prompts import KINDS, prompt_hash, render_prompt, validate_template
+from .settings import DEFAULTS
 from .store import KEY, PartWriter, generation_params_json, write_rows
 
 log = logging.getLogger("prior_generation")
@@ -48,21 +49,22 @@ class GenerateConfig:
     model: str | None = None
     revision: str | None = None
     scripts: Path | None = None
-    num_frames: int = 16
-    target_fps: float | None = None
-    batch_size: int = 8
-    max_new_tokens_key: int = 64
-    max_new_tokens_complete: int = 256
-    prompt_key: str = DEFAULT_TEMPLATES["key"]
-    prompt_complete: str = DEFAULT_TEMPLATES["complete"]
-    seed: int = 0
+    # generation settings: defaults in settings.py (DEFAULTS), nowhere else
+    num_frames: int = DEFAULTS.num_frames
+    target_fps: float | None = DEFAULTS.target_fps
+    batch_size: int = DEFAULTS.batch_size
+    max_new_tokens_key: int = DEFAULTS.max_new_tokens_key
+    max_new_tokens_complete: int = DEFAULTS.max_new_tokens_complete
+    prompt_key: str = DEFAULTS.prompt_key
+    prompt_complete: str = DEFAULTS.prompt_complete
+    seed: int = DEFAULTS.seed
     shard: tuple[int, int] = (0, 1)
     mllm_name: str | None = None
     work_dir: Path | None = None
     fail_fast: bool = False
-    prefetch: int = 4
-    device: str | None = None
-    dtype: str | None = None
+    prefetch: int = DEFAULTS.prefetch
+    device: str | None = DEFAULTS.device
+    dtype: str | None = DEFAULTS.dtype
 
     def __post_init__(self) -> None:
         index, count = self.shard

@@ -20,12 +20,11 @@ from __future__ import annotations
 import hashlib
 import re
 
+from .settings import DEFAULTS
+
 KINDS = ("key", "complete")
 
-DEFAULT_TEMPLATES = {
-    "key": "This video contains the actions of {cls}. Please describe the action of {cls} with one sentence.",
-    "complete": "This video contains the actions of {cls}. Please describe the action of {cls} in detail.",
-}
+DEFAULT_TEMPLATES = DEFAULTS.templates()  # the paper's wording (settings.py)
 
 # Bumped whenever readable_class_name changes, so stored prompt hashes change with it.
 CLASS_RENDERING_VERSION = 1

@@ -75,7 +75,10 @@ def test_short_proposals_dropped_after_soft_nms_as_delu():
     cas, att = constructed()
     att[40] = 0.95  # a one-snippet run
     cas[40, 1] = 5.0
-    keep_all = predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig())
+    # TrainConfig() is DELU's THUMOS14 defaults (min_proposal_length 1): keep all explicitly
+    keep_all = predictions_from_outputs(
+        {"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(min_proposal_length=0.0)
+    )
     assert any(p["segment"] == [20.0, 20.5] for p in keep_all["results"]["v1"])
     delu = predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(min_proposal_length=1.0))
     segs = [p["segment"] for p in delu["results"]["v1"]]

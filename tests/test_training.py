@@ -24,7 +24,7 @@ def toy(tmp_path_factory):
 
 
 def cfg(method="delu", iterations=20, extra=()):
-    return build_config(method, "toy", sets=FAST + list(extra), iterations=iterations)
+    return build_config(method, "thumos14", sets=FAST + list(extra), iterations=iterations)
 
 
 def test_random_perturb_bins():

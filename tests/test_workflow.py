@@ -62,10 +62,26 @@ def test_editing_a_prompt_reruns_that_chain(done, tmp_path):
     cfg = done / "config" / "config.yaml"
     original = cfg.read_text()
     try:
-        cfg.write_text(original.replace("in detail.", "in great detail."))
+        prompt = "This video contains the actions of {cls}. Please describe the action of {cls} in great detail."
+        cfg.write_text(original.replace("\npriors:\n", f"\npriors:\n  prompts: {{complete: '{prompt}'}}\n", 1))
         out = run(done, "-n", DEMO).stdout
         assert planned_jobs(out) == PRIOR_CHAIN
         assert re.search(r"params have changed since last execution:\s+generate_priors_shard", out)
+    finally:
+        cfg.write_text(original)
+
+
+def test_one_mllm_overrides_a_generation_default(done):
+    """mllms.<name>.priors reaches that MLLM's command line; unset knobs stay the CLI's defaults."""
+    cfg = done / "config" / "config.yaml"
+    original = cfg.read_text()
+    entry = "  synthetic:\n    backend: synthetic\n    gpu: false\n"
+    assert entry in original
+    try:
+        cfg.write_text(original.replace(entry, entry + "    priors: {batch_size: 3}\n", 1))
+        out = run(done, "-n", "-p", DEMO).stdout
+        assert planned_jobs(out) == PRIOR_CHAIN
+        assert "--batch-size 3" in out and "--num-frames" not in out
     finally:
         cfg.write_text(original)
 

@@ -11,37 +11,12 @@ A canonical data set is a folder holding three files::
     features.npy          float32 (N_snippets_total, D): every video's snippets, packed
     features_index.json   where each video's rows are in features.npy
 
-``ground_truth.json``::
-
-    {
-      "schema_version": 1,
-      "dataset": "thumos14",            # registry name; synthetic sets have their own
-      "synthetic": false,               # true for generated data, never for a real set
-      "classes": ["BaseballPitch", ...],
-      "snippet_seconds": 0.64,          # seconds covered by one feature row (16 / 25)
-      "frames_per_snippet": 16, "feature_fps": 25.0,
-      "source": "free text: where it was converted from",
-      "database": {
-        "<video_id>": {
-          "subset": "train" | "test",   # role in the protocol (THUMOS14's validation
-          "original_subset": "validation",  # split is the training set)
-          "duration": 123.4,            # seconds
-          "fps": 30.0,                  # original video fps, or null when unknown
-          "labels": ["CliffDiving"],    # video-level labels (weak supervision)
-          "annotations": [{"label": "CliffDiving", "segment": [12.3, 15.0]}]
-        }
-      },
-      "ambiguous": {"<video_id>": [[start, end], ...]}   # seconds; may be empty
-    }
-
-The ``database`` part is the official ActivityNet ground-truth format, so the file can
-be handed to :mod:`evaluation` directly.
-
-``features_index.json``::
-
-    {"schema_version": 1, "feature_dim": 2048,
-     "modalities": {"rgb": [0, 1024], "flow": [1024, 2048]},
-     "videos": {"<video_id>": [offset, num_snippets]}}
+The contract of the two JSON files is a JSON Schema each, shipped in this package and
+used by the readers and writers here: ``schemas/ground_truth.schema.json`` (fields,
+types, the ``family`` field and its fallback for older files) and
+``schemas/features_index.schema.json``.  The code adds what a schema cannot say
+(labels in the class list, unique class names, finite numbers, start <= end, the array's
+shape agreeing with the index).  Every error names the file, and the video where there is one.
 
 Packing all snippets in one array lets the trainer memory-map the set and move it to a
 GPU in one copy; the index recovers each video's (T, D) array as a view.
@@ -49,7 +24,9 @@ GPU in one copy; the index recovers each video's (T, D) array as a view.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -58,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jsonschema import Draft202012Validator
 
 from wtal_common.errors import InputError
 from wtal_common.io import atomic_output, atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
@@ -67,40 +45,98 @@ GROUND_TRUTH_FILE = "ground_truth.json"
 FEATURES_FILE = "features.npy"
 FEATURES_INDEX_FILE = "features_index.json"
 SUBSETS = ("train", "test")
+SCHEMA_DIR = Path(__file__).with_name("schemas")
+
+log = logging.getLogger(__name__)
 
 
 class DatasetError(InputError):
     """Bad input data; the message names the file and, where relevant, the video."""
 
 
+@functools.cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """Validator of ``schemas/{name}.schema.json`` (``ground_truth`` or ``features_index``)."""
+    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _schema_error(error: Any, source: str) -> str:
+    """One schema error as "FILE[: video 'V']: field 'a.b'...", naming the failing path."""
+    path = [str(p) for p in error.absolute_path]
+    where = source
+    if len(path) >= 2 and path[0] == "database":
+        where, path = f"{source}: video '{path[1]}'", path[2:]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"{where}: missing field '{'.'.join([*path, missing])}'"
+    if error.validator == "additionalProperties":
+        known = set(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - known) if isinstance(error.instance, dict) else []
+        return f"{where}: unknown field(s) {['.'.join([*path, k]) for k in unknown]}"
+    return f"{where}: field '{'.'.join(path) or '(top level)'}': {error.message}"
+
+
+def check_schema(document: Any, name: str, source: str) -> None:
+    """Validate ``document`` against ``schemas/{name}.schema.json``; raise naming file and path."""
+    errors = sorted(schema_validator(name).iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise DatasetError(_schema_error(errors[0], source) + more)
+
+
 def validate_ground_truth(gt: Mapping[str, Any], source: str = GROUND_TRUTH_FILE) -> None:
-    """Check a canonical ground truth; raise :class:`DatasetError` naming file and video."""
-    for key in ("schema_version", "dataset", "classes", "snippet_seconds", "database"):
-        if key not in gt:
-            raise DatasetError(f"{source}: missing top-level key '{key}'")
-    if gt["schema_version"] != SCHEMA_VERSION:
-        raise DatasetError(f"{source}: schema_version {gt['schema_version']} != {SCHEMA_VERSION}")
+    """Check a canonical ground truth against its schema and the cross-field rules; raise
+    :class:`DatasetError` naming the file and, where there is one, the video."""
+    check_schema(gt, "ground_truth", source)
     classes = set(gt["classes"])
     if len(classes) != len(gt["classes"]):
         raise DatasetError(f"{source}: duplicate class names in 'classes'")
-    if not (isinstance(gt["snippet_seconds"], (int, float)) and gt["snippet_seconds"] > 0):
+    if not math.isfinite(gt["snippet_seconds"]):
         raise DatasetError(f"{source}: snippet_seconds must be a positive number")
     for video_id, entry in gt["database"].items():
         where = f"{source}: video '{video_id}'"
-        if entry.get("subset") not in SUBSETS:
-            raise DatasetError(f"{where}: subset {entry.get('subset')!r} is not one of {SUBSETS}")
-        duration = entry.get("duration")
-        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+        duration = entry["duration"]
+        if not math.isfinite(duration):
             raise DatasetError(f"{where}: duration {duration!r} must be a positive number of seconds")
         for label in entry.get("labels", []):
             if label not in classes:
                 raise DatasetError(f"{where}: label {label!r} is not in the class list")
         for ann in entry.get("annotations", []):
-            if ann.get("label") not in classes:
-                raise DatasetError(f"{where}: annotation label {ann.get('label')!r} is not in the class list")
+            if ann["label"] not in classes:
+                raise DatasetError(f"{where}: annotation label {ann['label']!r} is not in the class list")
             start, end = ann["segment"]
             if not (math.isfinite(start) and math.isfinite(end) and end >= start):
                 raise DatasetError(f"{where}: bad segment {ann['segment']!r}")
+
+
+FAMILIES: tuple[str, ...] = tuple(
+    json.loads((SCHEMA_DIR / "ground_truth.schema.json").read_text())["properties"]["family"]["enum"]
+)
+
+
+def dataset_family(gt: Mapping[str, Any], source: str = GROUND_TRUTH_FILE) -> str:
+    """The data set's benchmark family (``thumos14`` or ``activitynet``): its ``family`` field.
+
+    Files written before that field existed get it derived from ``dataset`` (an
+    ``activitynet``/``anet`` prefix means ``activitynet``, anything else ``thumos14``), with
+    a warning: the name is a guess, the field is a statement.
+    """
+    family = gt.get("family")
+    if family is not None:
+        return str(family)
+    name = str(gt.get("dataset", ""))
+    derived = "activitynet" if name.lower().startswith(("activitynet", "anet")) else "thumos14"
+    log.warning(
+        "%s: no 'family' field (written before it existed); using %r, derived from dataset name %r. "
+        'Re-run ingest, or add "family": "%s" to the file, to make it explicit.',
+        source,
+        derived,
+        name,
+        derived,
+    )
+    return derived
 
 
 def write_ground_truth(directory: str | os.PathLike, gt: Mapping[str, Any]) -> Path:
@@ -200,15 +236,14 @@ def write_features(
         del packed
     if modalities is None and feature_dim == 2048:
         modalities = {"rgb": (0, 1024), "flow": (1024, 2048)}
-    atomic_write_json(
-        directory / FEATURES_INDEX_FILE,
-        {
-            "schema_version": SCHEMA_VERSION,
-            "feature_dim": int(feature_dim),
-            "modalities": {k: list(v) for k, v in (modalities or {}).items()},
-            "videos": index,
-        },
-    )
+    index_doc = {
+        "schema_version": SCHEMA_VERSION,
+        "feature_dim": int(feature_dim),
+        "modalities": {k: [int(x) for x in v] for k, v in (modalities or {}).items()},
+        "videos": index,
+    }
+    check_schema(index_doc, "features_index", str(directory / FEATURES_INDEX_FILE))
+    atomic_write_json(directory / FEATURES_INDEX_FILE, index_doc)
     return directory / FEATURES_FILE
 
 
@@ -229,7 +264,8 @@ class FeatureStore:
         for path in (index_path, array_path):
             if not path.exists():
                 raise DatasetError(f"{path}: not found (run the ingest or synth command first)")
-        meta = json.loads(index_path.read_text())
+        meta = read_json(index_path, "features index")
+        check_schema(meta, "features_index", str(index_path))
         packed = np.load(array_path, mmap_mode="r" if mmap else None, allow_pickle=False)
         if packed.ndim != 2 or packed.shape[1] != meta["feature_dim"]:
             raise DatasetError(f"{array_path}: shape {packed.shape} disagrees with {index_path}")

@@ -25,6 +25,7 @@ class DatasetPreset:
     """Facts about a real data set that its annotation files leave implicit."""
 
     name: str
+    family: str  # benchmark family (ground_truth.json "family"): whose training defaults apply
     subset_map: Mapping[str, str]  # original split name -> "train" | "test"
     frames_per_snippet: int = 16
     feature_fps: float = 25.0
@@ -42,6 +43,7 @@ DATASETS: dict[str, DatasetPreset] = {
     # THUMOS14: the 200 untrimmed 'validation' videos are the training set.
     "thumos14": DatasetPreset(
         name="thumos14",
+        family="thumos14",
         subset_map={"validation": "train", "train": "train", "test": "test"},
         annotations_dir="Thumos14reduced-Annotations",
         features_file="Thumos14reduced-I3D-JOINTFeatures.npy",
@@ -49,6 +51,7 @@ DATASETS: dict[str, DatasetPreset] = {
     # ActivityNet v1.2: its test labels are withheld, so 'validation' is the test set.
     "activitynet12": DatasetPreset(
         name="activitynet12",
+        family="activitynet",
         subset_map={"training": "train", "train": "train", "validation": "test", "test": "test"},
         annotations_dir="ActivityNet1.2-Annotations",
         features_file="ActivityNet1.2-I3D-JOINTFeatures.npy",
@@ -77,6 +80,7 @@ def empty_ground_truth(preset: DatasetPreset, classes: list[str], source: str) -
     return {
         "schema_version": SCHEMA_VERSION,
         "dataset": preset.name,
+        "family": preset.family,
         "synthetic": False,
         "classes": list(classes),
         "snippet_seconds": preset.snippet_seconds,

@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from wtal_data.canonical import DatasetError, load_ground_truth
+from wtal_data.canonical import DatasetError, dataset_family, load_ground_truth
 
-from .config import ConfigError, build_config, config_from_dict
+from .config import ConfigError, build_config, check_user_config, config_from_dict
 
 
 def _setup_logging(log_file: str | None) -> None:
@@ -32,7 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--modules", nargs="*", default=None, help="MLLM4WTAL plug-ins (e.g. ksm csr dpid loc)")
     train.add_argument("--text-priors", default=None, help="text-prior folder (needed with --modules)")
     train.add_argument("--config", default=None, help="YAML file of config fields")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config field")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field: dotted (optimiser.lr=1e-4, mllm4wtal.lambda1=2) or flat (lr=1e-4)",
+    )
     train.add_argument("--iterations", type=int, default=None)
     train.add_argument("--seeds", type=int, nargs="+", default=[0])
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -51,10 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from .seeds import run_experiment
 
+    explicit = {"iterations": args.iterations, "modules": args.modules}
+    check_user_config(args.config, args.set, **explicit)  # a typo fails here, before any data loads
     gt = load_ground_truth(args.data)
-    config = build_config(
-        args.method, gt["dataset"], args.config, args.set, iterations=args.iterations, modules=args.modules
-    )
+    family = dataset_family(gt, str(Path(args.data) / "ground_truth.json"))
+    config = build_config(args.method, family, args.config, args.set, **explicit)
     results = run_experiment(
         args.data, config, args.seeds, args.output_dir, args.device, args.text_priors, not args.no_progress
     )

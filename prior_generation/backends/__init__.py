@@ -12,6 +12,7 @@ from typing import Any
 
 from wtal_common.registry import Registry
 
+from ..settings import DEFAULTS
 from .base import Backend, Generation, Request, text_flags
 
 BackendFactory = Callable[..., Backend]
@@ -43,7 +44,7 @@ def _template(**options: Any) -> Backend:
 def _synthetic(**options: Any) -> Backend:
     from .synthetic import SyntheticBackend
 
-    return SyntheticBackend(options.get("scripts"), seed=options.get("seed", 0), noise=options.get("noise"))
+    return SyntheticBackend(options.get("scripts"), seed=options.get("seed", DEFAULTS.seed), noise=options.get("noise"))
 
 
 @BACKENDS.register("vllm")

@@ -4,7 +4,8 @@
 (LLaVA-NeXT-Video, Qwen2/2.5-VL, VideoLLaMA3's transformers port, ... or the tiny
 models of :mod:`prior_generation.tiny_model`).  Choices, and why:
 
-* bf16 on a GPU, fp32 on the CPU (CPU bf16 matmuls are slow and inexact).
+* bf16 on a GPU, fp32 on the CPU (CPU bf16 matmuls are slow and inexact); these and the
+  other defaults (frames, token limits) are in :mod:`prior_generation.settings`.
 * On a GPU, weights are placed by accelerate (``device_map="auto"``), so a model larger
   than one card still loads.
 * Frames are passed as decoded uint8 arrays with their ``VideoMetadata`` (total frames,
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..settings import DEFAULTS
 from .base import Backend, Generation, Request, text_flags
 
 log = logging.getLogger(__name__)
@@ -38,17 +40,17 @@ class HFBackend(Backend):
         model: str,
         revision: str | None = None,
         max_new_tokens: dict[str, int] | None = None,
-        num_frames: int = 16,
-        target_fps: float | None = None,
-        seed: int = 0,
-        device: str | None = None,
-        dtype: str | None = None,
+        num_frames: int = DEFAULTS.num_frames,
+        target_fps: float | None = DEFAULTS.target_fps,
+        seed: int = DEFAULTS.seed,
+        device: str | None = DEFAULTS.device,
+        dtype: str | None = DEFAULTS.dtype,
         attn_implementation: str | None = None,
     ):
         if not model:
             raise ValueError("--model: the hf backend needs a model id or a local folder")
         super().__init__(model=model, revision=revision)
-        self.max_new_tokens = dict(max_new_tokens or {"key": 64, "complete": 256})
+        self.max_new_tokens = dict(max_new_tokens or DEFAULTS.max_new_tokens())
         self.num_frames = num_frames
         self.target_fps = target_fps
         self.seed = seed
@@ -74,8 +76,8 @@ class HFBackend(Backend):
 
         wants_cuda = self.device_name in (None, "auto") or str(self.device_name).startswith("cuda")
         cuda = torch.cuda.is_available() and wants_cuda  # "cuda:1" too: bf16 and accelerate placement
-        default = torch.bfloat16 if cuda else torch.float32
-        dtype = getattr(torch, self.dtype_name, None) if self.dtype_name else default
+        name = self.dtype_name or (DEFAULTS.gpu_dtype if cuda else DEFAULTS.cpu_dtype)
+        dtype = getattr(torch, name, None)
         if not isinstance(dtype, torch.dtype):
             raise ValueError(f"--dtype {self.dtype_name!r}: not a torch dtype (e.g. bfloat16, float16, float32)")
         kwargs: dict[str, Any] = {"dtype": dtype}

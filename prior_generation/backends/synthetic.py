@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..settings import DEFAULTS
 from .base import Backend, Generation, Request, text_flags
 
 
@@ -19,7 +20,9 @@ class SyntheticBackend(Backend):
     name = "synthetic"
     needs_frames = False
 
-    def __init__(self, scripts: str | Path | None, seed: int = 0, noise: dict[str, float] | None = None, **kwargs):
+    def __init__(
+        self, scripts: str | Path | None, seed: int = DEFAULTS.seed, noise: dict[str, float] | None = None, **kwargs
+    ):
         super().__init__(model="synthetic-describer", revision=None)
         if scripts is None:
             raise ValueError("--scripts: the synthetic backend needs the data set's canonical/scripts.json")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..settings import DEFAULTS
 from .base import Backend, Generation, Request, text_flags
 
 
@@ -25,15 +26,15 @@ class VLLMBackend(Backend):
         model: str,
         revision: str | None = None,
         max_new_tokens: dict[str, int] | None = None,
-        num_frames: int = 16,
-        target_fps: float | None = None,
-        seed: int = 0,
+        num_frames: int = DEFAULTS.num_frames,
+        target_fps: float | None = DEFAULTS.target_fps,
+        seed: int = DEFAULTS.seed,
         **engine_kwargs: Any,
     ):
         if not model:
             raise ValueError("--model: the vllm backend needs a model id or a local folder")
         super().__init__(model=model, revision=revision)
-        self.max_new_tokens = dict(max_new_tokens or {"key": 64, "complete": 256})
+        self.max_new_tokens = dict(max_new_tokens or DEFAULTS.max_new_tokens())
         self.num_frames = num_frames
         self.target_fps = target_fps
         self.seed = seed

@@ -25,6 +25,8 @@ def make_toy_dataset(
     snippet_seconds: float = 0.64,
     signal: float = 2.0,
     seed: int = 0,
+    name: str = "toy",
+    family: str = "thumos14",
 ) -> Path:
     rng = np.random.default_rng(seed)
     classes = [f"toy_class_{i}" for i in range(num_classes)]
@@ -57,7 +59,8 @@ def make_toy_dataset(
         }
     gt = {
         "schema_version": SCHEMA_VERSION,
-        "dataset": "toy",
+        "dataset": name,
+        "family": family,
         "synthetic": True,
         "classes": classes,
         "snippet_seconds": snippet_seconds,

@@ -175,9 +175,15 @@ def videos_dir(dataset):
 
 
 def generate_params(wildcards):
-    """Every knob that changes the descriptions, rendered as CLI arguments."""
+    """Every knob that changes the descriptions, rendered as CLI arguments.
+
+    Only the settings config.yaml sets (`priors`, then `mllms.<name>.priors` on top) are
+    passed; the CLI has every default (prior_generation/settings.py).
+    """
     m = MLLMS[wildcards.mllm]
-    p = config["priors"]
+    own = m.get("priors") or {}
+    p = {**config["priors"], **own}
+    p["prompts"] = {**(config["priors"].get("prompts") or {}), **(own.get("prompts") or {})}
     d = DATASETS[wildcards.dataset]
     return cli_args(
         {
@@ -185,13 +191,13 @@ def generate_params(wildcards):
             "--model": m.get("model"),
             "--revision": m.get("revision"),
             "--scripts": canonical(wildcards.dataset, "scripts.json") if d["kind"] == "synthetic" else None,
-            "--num-frames": p["num_frames"],
-            "--batch-size": p["batch_size"],
-            "--max-new-tokens-key": p["max_new_tokens_key"],
-            "--max-new-tokens-complete": p["max_new_tokens_complete"],
-            "--prompt-key": p["prompts"]["key"],
-            "--prompt-complete": p["prompts"]["complete"],
-            "--seed": p["seed"],
+            "--num-frames": p.get("num_frames"),
+            "--batch-size": p.get("batch_size"),
+            "--max-new-tokens-key": p.get("max_new_tokens_key"),
+            "--max-new-tokens-complete": p.get("max_new_tokens_complete"),
+            "--prompt-key": p["prompts"].get("key"),
+            "--prompt-complete": p["prompts"].get("complete"),
+            "--seed": p.get("seed"),
             "--mllm-name": wildcards.mllm,
         }
     )

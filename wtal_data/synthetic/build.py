@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from ..canonical import DatasetError, atomic_write_json, write_features, write_ground_truth
+from ..canonical import DatasetError, atomic_write_json, dataset_family, write_features, write_ground_truth
 from .generate import FeatureModel
 from .scripts import SCRIPTS_FILE, StateTable, Timeline, build_video, class_scripts
 
@@ -193,6 +193,7 @@ def synthetic_ground_truth(
     return {
         "schema_version": structure.get("schema_version", 1),
         "dataset": DATASET_NAMES[size],
+        "family": dataset_family(structure, f"structure of {DATASET_NAMES[size]}"),  # the real set it copies
         "synthetic": True,
         "classes": list(structure["classes"]),
         "snippet_seconds": float(snip["frames_per_snippet"]) / float(snip["feature_fps"]),

@@ -7,30 +7,11 @@ from typing import Any
 from . import co2net, delu  # noqa: F401  (register the methods)
 from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, TrainingObjective, register_base_method
 
-# Config fields handed to every base method as hyperparameters.
-HYPERPARAMETER_FIELDS = (
-    "k",
-    "dropout_ratio",
-    "alpha1",
-    "alpha2",
-    "alpha3",
-    "alpha4",
-    "num_similar",
-    "pool_t",
-    "max_seqlen",
-    "iterations",
-    "alpha_edl",
-    "alpha_uct_guide",
-    "amplitude",
-    "rat_atn",
-    "uct_guide_order",
-)
-
 
 def build_base_method(config: Any, feature_dim: int, num_classes: int) -> BaseMethod:
     """Instantiate ``config.method`` with the hyperparameters it reads from ``config``."""
     method = BASE_METHODS[config.method]  # an unknown name: ConfigError listing the registered ones
-    hp = {name: getattr(config, name) for name in HYPERPARAMETER_FIELDS}
+    hp = {name: getattr(config, name) for name in method.hyperparameters}
     return method(feature_dim, num_classes, **hp)
 
 

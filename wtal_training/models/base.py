@@ -50,11 +50,24 @@ class BaseMethod(nn.Module):
     """A registered base WTAL method. Subclasses set ``name`` and implement both methods."""
 
     name: str = "base"
+    # Names of the config fields the method reads as hyperparameters (``build_base_method``
+    # passes exactly these); their values live in wtal_training/configs/defaults.yaml.
+    hyperparameters: tuple[str, ...] = ()
 
     def __init__(self, feature_dim: int, num_classes: int, **hyperparameters: Any) -> None:
         super().__init__()
         self.feature_dim = feature_dim
         self.num_classes = num_classes
+
+    @classmethod
+    def default_hyperparameters(cls) -> dict[str, Any]:
+        """This method's hyperparameters as defaults.yaml sets them for its default data-set
+        family; a model built without a config (tests, benchmarks) takes these, so no value
+        is repeated in the model code."""
+        from ..config import default_config
+
+        values = default_config(method=cls.name)
+        return {name: values[name] for name in cls.hyperparameters}
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> BaseOutput:  # pragma: no cover
         raise NotImplementedError

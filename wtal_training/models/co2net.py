@@ -72,22 +72,25 @@ class ConsensusAttention(nn.Module):
 
 @register_base_method("co2net")
 class CO2Net(BaseMethod):
+    # Config fields this method reads (values: wtal_training/configs/defaults.yaml).
+    hyperparameters = (
+        "k",
+        "dropout_ratio",
+        "alpha1",
+        "alpha2",
+        "alpha3",
+        "alpha4",
+        "num_similar",
+        "pool_t",
+        "max_seqlen",
+        "iterations",
+    )
+
     def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:
         super().__init__(feature_dim, num_classes)
         if feature_dim % 2:
             raise ValueError(f"feature_dim {feature_dim} must be even (RGB half + flow half)")
-        self.hp = {
-            "k": 7.0,
-            "dropout_ratio": 0.7,
-            "alpha1": 0.8,
-            "alpha2": 0.8,
-            "alpha3": 1.0,
-            "alpha4": 1.0,
-            "num_similar": 3,
-            "pool_t": 0,
-            "max_seqlen": 320,
-            "iterations": 5000,
-        }
+        self.hp = self.default_hyperparameters()
         self.hp.update(hp)
         half = feature_dim // 2
         hidden = max(1, feature_dim // 4)

@@ -9,8 +9,6 @@ Unlike the public code it works for any batch size (the repository hard-codes 10
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from .. import losses
@@ -20,16 +18,14 @@ from .co2net import CO2Net
 
 @register_base_method("delu")
 class DELU(CO2Net):
-    def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:
-        defaults = {
-            "alpha_edl": 1.3,
-            "alpha_uct_guide": 0.4,
-            "amplitude": 0.7,
-            "rat_atn": 9.0,
-            "uct_guide_order": "rank",
-        }
-        defaults.update(hp)
-        super().__init__(feature_dim, num_classes, **defaults)
+    hyperparameters = (
+        *CO2Net.hyperparameters,
+        "alpha_edl",
+        "alpha_uct_guide",
+        "amplitude",
+        "rat_atn",
+        "uct_guide_order",
+    )
 
     def loss(self, output: BaseOutput, batch: Batch, iteration: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         hp = self.hp
