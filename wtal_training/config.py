@@ -16,11 +16,9 @@ from typing import Any
 
 import yaml
 
+from wtal_common.errors import ConfigError
+
 DEFAULTS_FILE = Path(__file__).with_name("configs") / "defaults.yaml"
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the field."""
 
 
 @dataclass

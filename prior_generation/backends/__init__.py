@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wtal_common.errors import ConfigError
+
 from .base import Backend, Generation, Request, text_flags
 
 BACKENDS = ("hf", "template", "synthetic", "vllm")
@@ -28,7 +30,7 @@ def make_backend(name: str, **options: Any) -> Backend:
         from .vllm import VLLMBackend
 
         return VLLMBackend(options.get("model"), **common)
-    raise ValueError(f"--backend {name!r}: choose one of {BACKENDS}")
+    raise ConfigError(f"--backend {name!r}: choose one of {BACKENDS}")
 
 
 __all__ = ["Backend", "Generation", "Request", "text_flags", "make_backend", "BACKENDS"]

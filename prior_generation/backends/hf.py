@@ -24,6 +24,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from wtal_common.errors import ConfigError
+
 from .base import Backend, Generation, Request, text_flags
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ class HFBackend(Backend):
         attn_implementation: str | None = None,
     ):
         if not model:
-            raise ValueError("--model: the hf backend needs a model id or a local folder")
+            raise ConfigError("--model: the hf backend needs a model id or a local folder")
         super().__init__(model=model, revision=revision)
         self.max_new_tokens = dict(max_new_tokens or {"key": 64, "complete": 256})
         self.num_frames = num_frames
@@ -77,7 +79,7 @@ class HFBackend(Backend):
         default = torch.bfloat16 if cuda else torch.float32
         dtype = getattr(torch, self.dtype_name, None) if self.dtype_name else default
         if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"--dtype {self.dtype_name!r}: not a torch dtype (e.g. bfloat16, float16, float32)")
+            raise ConfigError(f"--dtype {self.dtype_name!r}: not a torch dtype (e.g. bfloat16, float16, float32)")
         kwargs: dict[str, Any] = {"dtype": dtype}
         if self.revision:
             kwargs["revision"] = self.revision
