@@ -2,10 +2,11 @@
 
     python -m evaluation --ground-truth GT.json --predictions PRED.json --subset test \
         --tiou 0.1:0.7:0.1 --output OUT.json [--preset thumos14|activitynet] \
-        [--filter-ambiguous] [--unknown-labels error|ignore] [--log-file LOG]
+        [--filter-ambiguous] [--unknown-labels error|ignore] [--log LOG]
 
 Prints a table of mAP (in %) per threshold and the averages; writes OUT.json (values in
-[0, 1]) atomically.  Bad input exits with code 2 and a message naming the file.
+[0, 1]) atomically.  Exit codes are those of :mod:`wtal_common.errors` (2: bad input, with
+a message naming the file), mapped by :func:`wtal_common.cli.run_cli`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from wtal_common.cli import EXIT_CODES_HELP, program_name, run_cli
 from wtal_common.io import atomic_write_json
+from wtal_common.logs import setup_logging
 
 from .detection import evaluate_detection
 from .thresholds import PRESETS, EvaluationError, parse_tiou
@@ -53,7 +55,13 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=program_name("evaluation", "mllm4wtal-eval"),
+        description="Score temporal action detections (ActivityNet results JSON) against a ground truth: "
+        "mAP at each tIoU threshold and its averages, the ActivityNet protocol. Prints a table in %; "
+        "--output writes the figures (in [0, 1]) as JSON.",
+        epilog=EXIT_CODES_HELP,
+    )
     parser.add_argument("--ground-truth", required=True, help="ActivityNet ground-truth JSON (top key 'database')")
     parser.add_argument("--predictions", required=True, help="ActivityNet results JSON (top key 'results')")
     parser.add_argument(
@@ -82,40 +90,35 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="what to do with predicted labels the ground truth does not know",
     )
-    parser.add_argument("--log-file", default=None, help="also append log messages to this file")
+    parser.add_argument(
+        "--log",
+        "--log-file",
+        dest="log_file",
+        metavar="FILE",
+        default=None,
+        help="also append log messages to this file",
+    )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if args.log_file:
-        Path(args.log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(args.log_file))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
+def evaluate(args: argparse.Namespace) -> int:
+    thresholds, averages = PRESETS[args.preset or "thumos14"]
+    if args.tiou is not None:
+        thresholds = parse_tiou(args.tiou)
+        averages = averages if args.preset and thresholds == PRESETS[args.preset][0] else None
+    ground_truth = load_json(args.ground_truth, "ground-truth")
+    predictions = load_json(args.predictions, "predictions")
+    result = evaluate_detection(
+        ground_truth,
+        predictions,
+        subset=None if args.subset == "all" else args.subset,
+        tiou_thresholds=thresholds,
+        averages=averages,
+        filter_ambiguous=args.filter_ambiguous,
+        unknown_labels=args.unknown_labels,
+        gt_source=str(args.ground_truth),
+        pred_source=str(args.predictions),
     )
-    try:
-        thresholds, averages = PRESETS[args.preset or "thumos14"]
-        if args.tiou is not None:
-            thresholds = parse_tiou(args.tiou)
-            averages = averages if args.preset and thresholds == PRESETS[args.preset][0] else None
-        ground_truth = load_json(args.ground_truth, "ground-truth")
-        predictions = load_json(args.predictions, "predictions")
-        result = evaluate_detection(
-            ground_truth,
-            predictions,
-            subset=None if args.subset == "all" else args.subset,
-            tiou_thresholds=thresholds,
-            averages=averages,
-            filter_ambiguous=args.filter_ambiguous,
-            unknown_labels=args.unknown_labels,
-            gt_source=str(args.ground_truth),
-            pred_source=str(args.predictions),
-        )
-    except EvaluationError as exc:
-        LOGGER.error("%s", exc)
-        return 2
     result["ground_truth_file"] = str(args.ground_truth)
     result["predictions_file"] = str(args.predictions)
     print(format_table(result))
@@ -123,6 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_json(args.output, result)
         LOGGER.info("wrote %s", args.output)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_file)
+    return run_cli(lambda: evaluate(args))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""``python -m prior_generation``: generate descriptions, merge shards, build a tiny test model.
+"""``python -m prior_generation`` (console script ``mllm4wtal-priors``): generate
+descriptions, merge shards, build a tiny test model.
 
-Thin wrappers over :func:`~prior_generation.generate.run_generate`,
+The commands call :func:`~prior_generation.generate.run_generate`,
 :func:`~prior_generation.merge.merge_shards` and
-:func:`~prior_generation.tiny_model.build_tiny_model`.  Exit codes: 0 success, 1 some
-rows failed (summary printed and logged), 2 bad input or configuration.
+:func:`~prior_generation.tiny_model.build_tiny_model`; errors become exit codes in
+:func:`wtal_common.cli.run_cli` (0 success, 1 some rows failed, 2 bad input or config).
 """
 
 from __future__ import annotations
@@ -13,32 +14,36 @@ import logging
 import sys
 from pathlib import Path
 
+from wtal_common.cli import EXIT_CODES_HELP, program_name, run_cli
+from wtal_common.errors import ConfigError
+from wtal_common.logs import setup_logging
+
 from .backends import BACKENDS
 from .settings import DEFAULTS
 
 log = logging.getLogger("prior_generation")
 
-
-def setup_logging(log_file: str | Path | None) -> None:
-    """Log to stderr (warnings) and, in full, to ``log_file``."""
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.ERROR)  # the progress bar owns the terminal; the file has everything
-    console.setFormatter(fmt)
-    handlers: list[logging.Handler] = [console]
-    if log_file:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
-        handler.setFormatter(fmt)
-        handlers.append(handler)
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+DESCRIPTION = (
+    "Describe the training videos of a data set with a video MLLM (the paper's key and complete "
+    "descriptions), one Parquet row per (video, class, kind); merge the shards of a run; build a tiny "
+    "random-weight model for tests."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m prior_generation", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=program_name("prior_generation", "mllm4wtal-priors"), description=DESCRIPTION, epilog=EXIT_CODES_HELP
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="describe every training video with an MLLM (or template/synthetic)")
+    g = sub.add_parser(
+        "generate",
+        help="describe every training video with an MLLM (or template/synthetic)",
+        description="Describe each training video of the ground truth, for each of its labels, with a key and a "
+        "complete description. Resumable: finished batches are kept in --work-dir and reused on a restart. "
+        "Failed rows are recorded and the run goes on (exit 1 at the end), unless --fail-fast.",
+        epilog=EXIT_CODES_HELP,
+    )
     g.add_argument("--ground-truth", required=True, type=Path, help="canonical ground_truth.json (or its folder)")
     g.add_argument("--videos", type=Path, help="folder of {video_id}.mp4 (required by hf/vllm)")
     g.add_argument("--backend", default="hf", choices=BACKENDS.names())
@@ -86,14 +91,26 @@ def _parser() -> argparse.ArgumentParser:
         help=f"videos decoded ahead in the background (default {DEFAULTS.prefetch})",
     )
 
-    m = sub.add_parser("merge", help="combine shard files into one, checked complete against the ground truth")
+    m = sub.add_parser(
+        "merge",
+        help="combine shard files into one, checked complete against the ground truth",
+        description="Combine shard files into one descriptions file; refuses (exit 2, listing what is wrong) "
+        "unless every (training video, label, kind) of the ground truth is there without errors.",
+        epilog=EXIT_CODES_HELP,
+    )
     m.add_argument("--ground-truth", required=True, type=Path)
     m.add_argument("--shards", required=True, nargs="+", type=Path)
     m.add_argument("--output", required=True, type=Path)
     m.add_argument("--allow-errors", action="store_true", help="keep failed rows instead of refusing to merge")
-    m.add_argument("--log", type=Path)
+    m.add_argument("--log", type=Path, help="also append log messages to this file")
 
-    t = sub.add_parser("build-tiny-model", help="save a tiny random-weight video MLLM (for tests and benchmarks)")
+    t = sub.add_parser(
+        "build-tiny-model",
+        help="save a tiny random-weight video MLLM (for tests and benchmarks)",
+        description="Save a tiny random-weight video MLLM with its processor: its text is random, "
+        "but it runs through the same loading and generation code as a real model.",
+        epilog=EXIT_CODES_HELP,
+    )
     t.add_argument("--arch", required=True, choices=["llava_next_video", "qwen2_vl"])
     t.add_argument("--output", required=True, type=Path)
     t.add_argument("--seed", type=int, default=0)
@@ -103,9 +120,8 @@ def _parser() -> argparse.ArgumentParser:
 def _generate(args: argparse.Namespace) -> int:
     from .generate import GenerateConfig, parse_shard, run_generate
 
-    setup_logging(args.log or Path(str(args.output) + ".log"))
     if args.backend in ("hf", "vllm") and args.videos is None:
-        raise ValueError(f"--videos is required with --backend {args.backend}")
+        raise ConfigError(f"--videos is required with --backend {args.backend}")
     config = GenerateConfig(
         ground_truth=args.ground_truth,
         videos=args.videos,
@@ -151,7 +167,6 @@ def _generate(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from .merge import merge_shards
 
-    setup_logging(args.log)
     report = merge_shards(args.ground_truth, args.shards, args.output, allow_errors=args.allow_errors)
     print(f"{report['output']}: {report['rows']} rows ({report['failed']} failed)")
     return 0
@@ -165,23 +180,18 @@ def _tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_file(args: argparse.Namespace) -> Path | None:
+    if args.command == "generate":
+        return args.log or Path(str(args.output) + ".log")
+    return getattr(args, "log", None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from wtal_data.canonical import DatasetError
-
-    from .generate import GenerationFailed
-    from .store import PriorsFileError
-
-    try:
-        return {"generate": _generate, "merge": _merge, "build-tiny-model": _tiny}[args.command](args)
-    except GenerationFailed as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (DatasetError, PriorsFileError, ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # The progress bar owns the terminal: the console shows errors only, the log file everything.
+    setup_logging(_log_file(args), console_level=logging.ERROR)
+    command = {"generate": _generate, "merge": _merge, "build-tiny-model": _tiny}[args.command]
+    return run_cli(lambda: command(args))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from wtal_common.errors import ConfigError, PartialFailure
 from wtal_data.canonical import DatasetError, load_ground_truth, videos_in_subset
 
 from .backends import Backend, Generation, Request, make_backend
@@ -36,8 +37,8 @@ log = logging.getLogger("prior_generation")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 
-class GenerationFailed(RuntimeError):
-    """Raised with ``--fail-fast`` on the first failed row."""
+class GenerationFailed(PartialFailure):
+    """Raised with ``--fail-fast`` on the first failed row (exit 1, like a run with failed rows)."""
 
 
 @dataclass
@@ -69,11 +70,11 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         index, count = self.shard
         if not (count >= 1 and 0 <= index < count):
-            raise ValueError(f"--shard {index}/{count}: need 0 <= i < n")
+            raise ConfigError(f"--shard {index}/{count}: need 0 <= i < n")
         if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.num_frames < 1:
-            raise ValueError(f"--num-frames must be >= 1, got {self.num_frames}")
+            raise ConfigError(f"--num-frames must be >= 1, got {self.num_frames}")
         validate_template("key", self.prompt_key)
         validate_template("complete", self.prompt_complete)
         if self.work_dir is None:
@@ -104,9 +105,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(x) for x in text.split("/"))
     except ValueError as exc:
-        raise ValueError(f"--shard {text!r}: expected i/n, e.g. 0/4") from exc
+        raise ConfigError(f"--shard {text!r}: expected i/n, e.g. 0/4") from exc
     if not (count >= 1 and 0 <= index < count):
-        raise ValueError(f"--shard {text!r}: need 0 <= i < n")
+        raise ConfigError(f"--shard {text!r}: need 0 <= i < n")
     return index, count
 
 

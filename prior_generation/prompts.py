@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from wtal_common.errors import ConfigError
+
 from .settings import DEFAULTS
 
 KINDS = ("key", "complete")
@@ -42,13 +44,13 @@ def readable_class_name(name: str) -> str:
 def validate_template(kind: str, template: str) -> str:
     """A template must name the class: without ``{cls}`` the prior is class-blind."""
     if kind not in KINDS:
-        raise ValueError(f"prompt kind {kind!r} is not one of {KINDS}")
+        raise ConfigError(f"prompt kind {kind!r} is not one of {KINDS}")
     if "{cls}" not in template:
-        raise ValueError(f"--prompt-{kind}: template must contain '{{cls}}', got {template!r}")
+        raise ConfigError(f"--prompt-{kind}: template must contain '{{cls}}', got {template!r}")
     try:
         template.format(cls="x")
     except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(f"--prompt-{kind}: bad template {template!r} ({exc}); only {{cls}} may be used") from exc
+        raise ConfigError(f"--prompt-{kind}: bad template {template!r} ({exc}); only {{cls}} may be used") from exc
     return template
 
 

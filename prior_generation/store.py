@@ -40,13 +40,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wtal_common.errors import InputError
 from wtal_common.io import atomic_output
 
 SCHEMA_VERSION = "1"
@@ -78,7 +79,7 @@ COLUMNS = tuple(SCHEMA.names)
 _PART = re.compile(r"^part-(\d{6,})\.parquet$")
 
 
-class PriorsFileError(ValueError):
+class PriorsFileError(InputError):
     """A descriptions Parquet file is missing, malformed or incomplete; names the file."""
 
 
@@ -160,13 +161,6 @@ class PartWriter:
             for row in read_table(path).to_pylist():
                 latest[tuple(row[c] for c in KEY)] = row
         return latest
-
-
-def read_rows(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for path in paths:
-        rows.extend(read_table(path).to_pylist())
-    return rows
 
 
 def generation_params_json(params: Mapping[str, Any]) -> str:

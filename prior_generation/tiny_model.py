@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from wtal_common.errors import ConfigError
+
 ARCHITECTURES = ("llava_next_video", "qwen2_vl")
 
 # A chat template that understands the content-list message format of transformers
@@ -276,10 +278,10 @@ def make_model(arch: str, seed: int = 0, shape: str | dict = "tiny", init: bool 
     the returned config under ``torch.device("cuda")`` in the wanted dtype.
     """
     if arch not in ARCHITECTURES:
-        raise ValueError(f"--arch {arch!r}: choose one of {ARCHITECTURES}")
+        raise ConfigError(f"--arch {arch!r}: choose one of {ARCHITECTURES}")
     if isinstance(shape, str):
         if shape not in SHAPES:
-            raise ValueError(f"shape {shape!r}: choose one of {sorted(SHAPES)}")
+            raise ConfigError(f"shape {shape!r}: choose one of {sorted(SHAPES)}")
         shape = SHAPES[shape]
     builder = _build_llava_next_video if arch == "llava_next_video" else _build_qwen2_vl
     return builder(seed, dict(shape), init)

@@ -459,17 +459,6 @@ def test_um_with_per_video_features_derives_durations(tmp_path):
         )
 
 
-def test_synth_without_generator_module_fails_clearly(monkeypatch, capsys):
-    import sys
-
-    import wtal_data as package
-
-    monkeypatch.delattr(package, "synthetic", raising=False)
-    monkeypatch.setitem(sys.modules, "wtal_data.synthetic", None)
-    assert main(["synth", "--help"]) == 2
-    assert "wtal_data.synthetic is not available" in capsys.readouterr().err
-
-
 def test_bad_input_keeps_an_earlier_folder(tmp_path):
     ann, _, arrays = make_wtalc(tmp_path / "raw")
     ingest(tmp_path / "out", "thumos14", WtalcReader(ann))

@@ -6,7 +6,17 @@ It imports no stage package (``wtal_data``, ``prior_generation``, ``wtal_trainin
 one-way chain described in docs/architecture.md.
 """
 
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, ConfigError, InputError, StageError, UserError
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    ConfigError,
+    InputError,
+    PartialFailure,
+    StageError,
+    UserError,
+)
 from .io import atomic_output, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .logs import LOG_FORMAT, setup_logging
 from .stats import mean_and_std
@@ -14,9 +24,11 @@ from .stats import mean_and_std
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
+    "EXIT_OK",
     "EXIT_STOPPED",
     "ConfigError",
     "InputError",
+    "PartialFailure",
     "StageError",
     "UserError",
     "atomic_output",

@@ -10,7 +10,8 @@ Exit codes (the same for every command, documented in docs/architecture.md):
 * 3 -- the work started but stopped (:class:`StageError`, e.g. a non-finite training loss).
 
 Stage packages subclass :class:`InputError` (bad files) or :class:`ConfigError` (bad
-settings) so that one mapping, :func:`wtal_common.cli.run_cli`, turns them into exit 2.
+settings) so that one mapping, :func:`wtal_common.cli.run_cli`, turns them into exit 2;
+:class:`PartialFailure` (exit 1) is for work that ran but left some items failed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class InputError(UserError):
 
 class ConfigError(UserError):
     """A config field or command-line option has a bad value."""
+
+
+class PartialFailure(RuntimeError):
+    """The work ran, but some items failed (e.g. ``--fail-fast`` stopped at a video that
+    could not be described); the message says which.  Exit 1, without a traceback."""
+
+    exit_code = EXIT_FAILED
 
 
 class StageError(RuntimeError):

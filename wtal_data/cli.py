@@ -1,33 +1,27 @@
-"""``python -m wtal_data``: ingest real data, generate synthetic sets, summarize.
+"""``python -m wtal_data`` (console script ``mllm4wtal-data``): ingest real data,
+generate synthetic sets, summarize.
 
-Thin wrappers over :mod:`.ingest` and :mod:`.synthetic`.  A :class:`DatasetError` exits
-with status 2 and its message (which names the file and the video), no traceback.
-
-The ``synth`` subcommand belongs to :mod:`.synthetic`; it is imported only when that
-subcommand is asked for, so ingest keeps working whatever state that module is in.
+The commands call :mod:`.ingest` and :mod:`.synthetic`; errors become exit codes in
+:func:`wtal_common.cli.run_cli` (a :class:`DatasetError`, whose message names the file
+and the video: exit 2, no traceback).  The ``synth`` subcommand's arguments belong to
+:mod:`.synthetic`, imported only when that subcommand is asked for.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .canonical import DatasetError
+from wtal_common.cli import EXIT_CODES_HELP, program_name, run_cli
+from wtal_common.logs import setup_logging
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def setup_logging(log_file: str | Path | None) -> None:
-    """Log INFO to stderr and, when given, to ``log_file`` (appended)."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
+DESCRIPTION = (
+    "Prepare data sets in the canonical layout every later stage reads: ingest a real data set's "
+    "annotations and I3D features, generate a synthetic one, or summarize a canonical folder."
+)
 
 
 def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +43,6 @@ def run_ingest(args: argparse.Namespace) -> int:
     from .ingest import format_summary, ingest
     from .ingest_formats import INGEST_FORMATS, FeatureOptions
 
-    setup_logging(args.log if args.log is not None else args.output / "ingest.log")
     features = FeatureOptions.from_args(args)
     reader = INGEST_FORMATS[args.fmt].from_args(args, features)
     summary = ingest(args.output, args.dataset, reader, features, ambiguous=args.ambiguous)
@@ -65,59 +58,54 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synthetic_module():
-    """Import :mod:`.synthetic` or explain that it is not there yet."""
-    try:
-        from . import synthetic
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.synthetic":
-            raise
-        raise DatasetError("synth: module wtal_data.synthetic is not available in this checkout") from None
-    missing = [name for name in ("add_synth_arguments", "run_synth") if not hasattr(synthetic, name)]
-    if missing:
-        raise DatasetError(f"synth: wtal_data.synthetic does not define {', '.join(missing)} yet")
-    return synthetic
-
-
 def build_parser(with_synth: bool = False) -> argparse.ArgumentParser:
     """``with_synth`` loads the synthetic generator's own arguments (only when asked for)."""
-    parser = argparse.ArgumentParser(prog="python -m wtal_data", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=program_name("wtal_data", "mllm4wtal-data"), description=DESCRIPTION, epilog=EXIT_CODES_HELP
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_ingest = sub.add_parser("ingest", help="convert a real data set's files into the canonical folder")
+    p_ingest = sub.add_parser(
+        "ingest",
+        help="convert a real data set's files into the canonical folder",
+        description="Read one annotation layout (W-TALC or UM) and one feature layout, check them, and write "
+        "the canonical folder: features first, ground_truth.json last, each atomically.",
+        epilog=EXIT_CODES_HELP,
+    )
     add_ingest_arguments(p_ingest)
-    p_ingest.set_defaults(handler=run_ingest)
-    p_synth = sub.add_parser("synth", help="generate a synthetic data set (thumos14-synth, demo)", add_help=with_synth)
+    p_ingest.set_defaults(handler=run_ingest, log_default=lambda a: a.output / "ingest.log")
+    p_synth = sub.add_parser(
+        "synth",
+        help="generate a synthetic data set (thumos14-synth, demo)",
+        description="Generate a synthetic data set on a real data set's structure (videos, durations, "
+        "segments, classes): features, scripts and, optionally, rendered videos. Generated data, not a "
+        "real benchmark.",
+        epilog=EXIT_CODES_HELP,
+        add_help=with_synth,
+    )
     if with_synth:
-        synthetic = _synthetic_module()
+        from . import synthetic
+
         synthetic.add_synth_arguments(p_synth)
-        p_synth.set_defaults(handler=lambda a: synthetic.run_synth(a))
-    p_summary = sub.add_parser("summary", help="print counts per subset of a canonical folder")
+        p_synth.set_defaults(handler=synthetic.synth, log_default=synthetic.default_log_file)
+    p_summary = sub.add_parser(
+        "summary",
+        help="print counts per subset of a canonical folder",
+        description="Print per subset the videos, segments, classes, ambiguous segments and snippets of a "
+        "canonical folder.",
+        epilog=EXIT_CODES_HELP,
+    )
     p_summary.add_argument("directory", type=Path, help="canonical folder (holding ground_truth.json)")
     p_summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p_summary.set_defaults(handler=run_summary)
+    p_summary.set_defaults(handler=run_summary, log_default=lambda a: None)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        parser = build_parser(with_synth=bool(argv) and argv[0] == "synth")
-        args = parser.parse_args(argv)
-        return int(args.handler(args) or 0)
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        _log_to_files(f"error: {exc}")
-        return 2
-
-
-def _log_to_files(message: str) -> None:
-    """Put a failure in the --log file too: that file is what Snakemake shows for a failed job."""
-    record = logging.makeLogRecord(
-        {"name": "wtal_data", "msg": message, "levelno": logging.ERROR, "levelname": "ERROR"}
-    )
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
+    args = build_parser(with_synth=bool(argv) and argv[0] == "synth").parse_args(argv)
+    log = getattr(args, "log", None)
+    setup_logging(log if log is not None else args.log_default(args))
+    return run_cli(lambda: args.handler(args))
 
 
 if __name__ == "__main__":

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from wtal_common.errors import InputError
+
 DEFAULT_SOURCE = "glove-6b-50d"
 
 
-class WordVectorError(ValueError):
+class WordVectorError(InputError):
     """The word-vector source is missing or malformed; the message names it."""
 
 

@@ -13,8 +13,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from wtal_common.errors import InputError
 from wtal_common.io import atomic_output
-from wtal_data.canonical import DatasetError
 
 
 @lru_cache(maxsize=1)
@@ -45,6 +45,10 @@ def code_version() -> str:
     return ver
 
 
+class CheckpointError(InputError):
+    """A checkpoint is missing, unreadable or does not fit the data set; the message names it."""
+
+
 def save_checkpoint(path: str | os.PathLike, module: torch.nn.Module, metadata: dict[str, Any]) -> Path:
     """Atomically write ``module``'s state dict; metadata values are stored as JSON strings."""
     path = Path(path)
@@ -60,14 +64,14 @@ def save_checkpoint(path: str | os.PathLike, module: torch.nn.Module, metadata: 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: checkpoint not found")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             meta = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
             state = {k: handle.get_tensor(k) for k in handle.keys()}
     except Exception as exc:  # safetensors raises its own error types
-        raise DatasetError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
     for key in ("config", "classes", "feature_dim", "method"):
         if key not in meta:
-            raise DatasetError(f"{path}: checkpoint metadata lacks '{key}'")
+            raise CheckpointError(f"{path}: checkpoint metadata lacks '{key}'")
     return state, meta

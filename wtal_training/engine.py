@@ -10,11 +10,11 @@ the main process evaluates and writes).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from wtal_common.errors import StageError
+from wtal_common.errors import ConfigError, StageError
 from wtal_common.io import atomic_write_bytes, atomic_write_json
 from wtal_data.canonical import DatasetError, FeatureStore, check_consistency, load_ground_truth, videos_in_subset
 
@@ -99,7 +99,7 @@ class BaseObjective:
 
     def step(self, batch: Batch, iteration: int) -> dict[str, Any]:
         self.model.train()
-        autocast = self.accelerator.autocast() if self.accelerator is not None else _nullcontext()
+        autocast = self.accelerator.autocast() if self.accelerator is not None else contextlib.nullcontext()
         with autocast:
             output = self.model(batch.features, batch.mask)
             loss, parts = self.base_method.loss(output, batch, iteration)
@@ -118,14 +118,6 @@ class BaseObjective:
         return {"loss": loss.detach(), **parts}
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 def build_objective(
     config: TrainConfig, base_method: BaseMethod, text_priors: Any = None, accelerator: Any = None, seed: int = 0
 ):
@@ -139,11 +131,11 @@ def build_objective(
     from .mllm4wtal import build_mllm4wtal_objective
 
     if text_priors is None:
-        raise TrainingError(f"modules {config.modules} need text priors: pass --text-priors DIR")
+        raise ConfigError(f"modules {config.modules} need text priors: pass --text-priors DIR")
     # The plug-in objective runs its own optimizers outside accelerate: no gradient averaging
     # across processes and no autocast.  Refuse the first, say so for the second.
     if accelerator is not None and accelerator.num_processes > 1:
-        raise TrainingError(
+        raise ConfigError(
             f"modules {config.modules} do not support multi-process training yet "
             f"({accelerator.num_processes} processes): run them on one device"
         )
@@ -402,17 +394,5 @@ def write_evaluation(
 
 
 def _averages(metrics: dict) -> dict[str, float]:
-    """``average_mAP`` as a dict of threshold range -> value (a bare number becomes "all")."""
-    avg = metrics["average_mAP"]
-    return {str(k): float(v) for k, v in avg.items()} if isinstance(avg, dict) else {"all": float(avg)}
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-
-
-def finite_or_raise(value: float, what: str) -> float:
-    if not math.isfinite(value):
-        raise TrainingError(f"{what} is not finite ({value})")
-    return value
+    """``average_mAP`` as a dict of threshold range ("0.1:0.5") -> value."""
+    return {str(k): float(v) for k, v in metrics["average_mAP"].items()}

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from wtal_common.errors import ConfigError
 from wtal_common.io import atomic_write_json
+from wtal_common.stats import mean_and_std
 
 from .config import TrainConfig
-from .engine import LoadedData, _averages, load_data, mean_std, train_seed
+from .engine import LoadedData, _averages, load_data, train_seed
 
 log = logging.getLogger("wtal_training")
 
@@ -23,9 +25,21 @@ def make_accelerator(device: str, mixed_precision: str):
     from accelerate import Accelerator
 
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but no CUDA device is available")
+        raise ConfigError("--device cuda: no CUDA device is available")
     cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
     return Accelerator(cpu=cpu, mixed_precision="no" if cpu else mixed_precision)
+
+
+def check_plugin_config(config: TrainConfig, text_priors_dir: str | None) -> None:
+    """Refuse a bad MLLM4WTAL setup before any data is loaded or any seed trained:
+    modules without text priors, or a bad ``mllm4wtal`` option (a typo there would
+    otherwise be ignored by a baseline run, or fail only once training starts)."""
+    if config.modules and text_priors_dir is None:
+        raise ConfigError(f"modules {config.modules} need text priors: pass --text-priors DIR")
+    if config.modules or config.mllm4wtal:
+        from .mllm4wtal import resolve_config
+
+        resolve_config(config)
 
 
 def load_text_priors(directory: str | None):
@@ -47,6 +61,7 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Train and evaluate every seed; write ``output_dir/seed{n}/...`` and ``results.json``."""
     output_dir = Path(output_dir)
+    check_plugin_config(config, text_priors_dir)
     accelerator = make_accelerator(device, config.mixed_precision)
     data: LoadedData = load_data(data_dir, accelerator.device)
     text_priors = load_text_priors(text_priors_dir)
@@ -66,10 +81,10 @@ def run_experiment(
     thresholds = list(next(iter(per_seed.values()))["mAP"].keys())
     mean, std = {"mAP": {}}, {"mAP": {}}
     for thr in thresholds:
-        mean["mAP"][thr], std["mAP"][thr] = mean_std([r["mAP"][thr] for r in per_seed.values()])
+        mean["mAP"][thr], std["mAP"][thr] = mean_and_std([r["mAP"][thr] for r in per_seed.values()])
     mean["average_mAP"], std["average_mAP"] = {}, {}
     for rng in _averages(next(iter(per_seed.values()))):
-        mean["average_mAP"][rng], std["average_mAP"][rng] = mean_std([_averages(r)[rng] for r in per_seed.values()])
+        mean["average_mAP"][rng], std["average_mAP"][rng] = mean_and_std([_averages(r)[rng] for r in per_seed.values()])
     results = {
         "protocol": f"final checkpoint after {config.iterations} iterations, evaluated once on the test split; "
         "no model selection on the test split",

@@ -25,6 +25,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from wtal_common.errors import ConfigError
+
 from ..settings import DEFAULTS
 from .base import Backend, Generation, Request, text_flags
 
@@ -48,7 +50,7 @@ class HFBackend(Backend):
         attn_implementation: str | None = None,
     ):
         if not model:
-            raise ValueError("--model: the hf backend needs a model id or a local folder")
+            raise ConfigError("--model: the hf backend needs a model id or a local folder")
         super().__init__(model=model, revision=revision)
         self.max_new_tokens = dict(max_new_tokens or DEFAULTS.max_new_tokens())
         self.num_frames = num_frames
@@ -79,7 +81,7 @@ class HFBackend(Backend):
         name = self.dtype_name or (DEFAULTS.gpu_dtype if cuda else DEFAULTS.cpu_dtype)
         dtype = getattr(torch, name, None)
         if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"--dtype {self.dtype_name!r}: not a torch dtype (e.g. bfloat16, float16, float32)")
+            raise ConfigError(f"--dtype {self.dtype_name!r}: not a torch dtype (e.g. bfloat16, float16, float32)")
         kwargs: dict[str, Any] = {"dtype": dtype}
         if self.revision:
             kwargs["revision"] = self.revision

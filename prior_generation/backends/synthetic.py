@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from wtal_common.errors import ConfigError, InputError
+
 from ..settings import DEFAULTS
 from .base import Backend, Generation, Request, text_flags
 
@@ -25,7 +27,7 @@ class SyntheticBackend(Backend):
     ):
         super().__init__(model="synthetic-describer", revision=None)
         if scripts is None:
-            raise ValueError("--scripts: the synthetic backend needs the data set's canonical/scripts.json")
+            raise ConfigError("--scripts: the synthetic backend needs the data set's canonical/scripts.json")
         self.scripts_path = Path(scripts)
         self.seed = int(seed)
         self.noise = noise
@@ -37,11 +39,11 @@ class SyntheticBackend(Backend):
 
     def load(self) -> None:
         if not self.scripts_path.is_file():
-            raise FileNotFoundError(f"--scripts {self.scripts_path}: file not found")
+            raise InputError(f"--scripts {self.scripts_path}: file not found")
         try:
             self._scripts = json.loads(self.scripts_path.read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"--scripts {self.scripts_path}: not valid JSON ({exc})") from exc
+            raise InputError(f"--scripts {self.scripts_path}: not valid JSON ({exc})") from exc
         from wtal_data.synthetic.describer import describe
 
         self._describe = describe

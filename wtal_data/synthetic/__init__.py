@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
+
+from wtal_common.cli import run_cli
+from wtal_common.logs import setup_logging
 
 from ..canonical import DatasetError, load_ground_truth
 from .build import DATASET_NAMES, generate_dataset, select_demo_videos
@@ -28,7 +30,9 @@ from .scripts import SCRIPTS_FILE, load_config
 
 __all__ = [
     "add_synth_arguments",
+    "default_log_file",
     "run_synth",
+    "synth",
     "generate_dataset",
     "select_demo_videos",
     "describe",
@@ -38,6 +42,8 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG = "config/synthetic.yaml"
+
+log = logging.getLogger("wtal_data.synthetic")
 
 
 def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,28 +69,23 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", default=None, help="log file (default: OUTPUT/synth.log)")
 
 
-def run_synth(args: argparse.Namespace) -> int:
-    """Run the ``synth`` command; 0 on success, 2 on bad input (message on stderr)."""
-    log_path = Path(args.log) if args.log else Path(args.output) / "synth.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("wtal_data.synthetic")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        cfg = load_config(args.config)
-        structure = load_ground_truth(args.structure)
-        if structure.get("synthetic"):
-            raise DatasetError(f"{args.structure}: is itself synthetic; give a real data set's ground truth")
-        logger.info("synth size=%s seed=%s structure=%s output=%s", args.size, args.seed, args.structure, args.output)
-        summary = generate_dataset(structure, cfg, args.output, size=args.size, seed=args.seed, videos=args.videos)
-    except DatasetError as exc:
-        logger.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
+def default_log_file(args: argparse.Namespace) -> Path:
+    return Path(args.output) / "synth.log"
+
+
+def synth(args: argparse.Namespace) -> int:
+    """The ``synth`` command (logging set up by the caller); raises on bad input."""
+    cfg = load_config(args.config)
+    structure = load_ground_truth(args.structure)
+    if structure.get("synthetic"):
+        raise DatasetError(f"{args.structure}: is itself synthetic; give a real data set's ground truth")
+    log.info("synth size=%s seed=%s structure=%s output=%s", args.size, args.seed, args.structure, args.output)
+    summary = generate_dataset(structure, cfg, args.output, size=args.size, seed=args.seed, videos=args.videos)
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Set up logging (``--log``, default ``OUTPUT/synth.log``) and run :func:`synth`; the exit code."""
+    setup_logging(args.log if args.log else default_log_file(args))
+    return run_cli(lambda: synth(args))

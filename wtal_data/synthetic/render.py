@@ -20,7 +20,7 @@ import numpy as np
 
 from wtal_common.io import atomic_output
 
-from .scripts import event_at, stable_seed
+from .scripts import SynthConfigError, event_at, stable_seed
 
 
 def word_style(word: str) -> tuple[np.ndarray, int]:
@@ -57,7 +57,7 @@ def render_video(record: Mapping[str, Any], path: str | Path, fps: float, size: 
     import imageio_ffmpeg
 
     if size % 16:
-        raise ValueError(f"frame_size {size} must be a multiple of 16 (H.264 macroblocks)")
+        raise SynthConfigError(f"demo.frame_size {size}: must be a multiple of 16 (H.264 macroblocks)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     events = record["events"]

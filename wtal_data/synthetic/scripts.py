@@ -48,14 +48,19 @@ from typing import Any
 import numpy as np
 import yaml
 
+from wtal_common.errors import ConfigError
+
 from ..canonical import DatasetError
 
 SCRIPTS_FILE = "scripts.json"
 KINDS = ("background", "context", "phase")
 
 
-class SynthConfigError(DatasetError):
-    """The generator's config file is malformed; the message names the file and field."""
+class SynthConfigError(DatasetError, ConfigError):
+    """The generator's config file is malformed; the message names the file and field.
+
+    A :class:`ConfigError` (bad settings) that is also a :class:`DatasetError`, so the
+    synthetic generator's callers handle one error type for its config and its data."""
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from wtal_common.errors import ConfigError
+
 from ..models.base import BaseMethod, BaseOutput, Batch
 from .common import masked_mse
 from .csr import CompleteSemanticReconstruction
@@ -80,10 +82,6 @@ def _scalar(value: Any) -> torch.Tensor | float:
     """A log value: detached tensors stay on the device (the engine averages them at log
     time), so logging never makes the training loop wait for the GPU."""
     return value.detach() if isinstance(value, torch.Tensor) else float(value)
-
-
-class ConfigError(ValueError):
-    """A config field has a bad value; the message names the field."""
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:

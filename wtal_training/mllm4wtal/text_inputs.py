@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from wtal_common.errors import InputError
 
-class TextPriorError(ValueError):
+
+class TextPriorError(InputError):
     """The text priors are missing something a batch needs; the message names it."""
 
 
