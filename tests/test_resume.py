@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from wtal_common.logs import close_file_handlers
+from wtal_data.canonical import DatasetError
 from wtal_training.cli import main
 from wtal_training.config import build_config
 from wtal_training.engine import BaseObjective, load_data, train_seed
@@ -212,3 +213,10 @@ def test_sigkilled_cli_run_resumes_with_a_message_and_clean_tensorboard(toy, tmp
     assert len(events) == 2 and all(steps), steps  # no events file without scalars
     steps.sort(key=min)
     assert set(steps[0]) == {4, 8, 12} and set(steps[1]) == {12, 16, 20}  # 12 again: purged from the first
+
+
+def test_unreadable_resume_state_is_a_named_error(toy, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / RESUME_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(DatasetError, match=r"run/resume.pt: not a readable resume state .*--restart"):
+        train_seed(load_data(toy, "cpu"), plain_config(), 0, tmp_path / "run", progress=False)

@@ -113,8 +113,10 @@ def load_resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any] | 
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle, zip and runtime errors alike
-        raise DatasetError(f"{path}: not a readable resume state ({exc}); delete it or pass --restart") from exc
+    except Exception as exc:  # torch raises pickle, zip and runtime errors alike, with long messages
+        raise DatasetError(
+            f"{path}: not a readable resume state ({type(exc).__name__}); delete it or pass --restart"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise DatasetError(f"{path}: not a resume state of format {FORMAT_VERSION}; delete it or pass --restart")
     differences = identity_differences(state["identity"], identity)
