@@ -266,14 +266,18 @@ class FeatureStore:
                 raise DatasetError(f"{path}: not found (run the ingest or synth command first)")
         meta = read_json(index_path, "features index")
         check_schema(meta, "features_index", str(index_path))
+        try:
+            feature_dim = int(meta["feature_dim"])
+            index = {v: (int(o), int(n)) for v, (o, n) in meta["videos"].items()}
+            modalities = {k: tuple(v) for k, v in meta.get("modalities", {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{index_path}: not a features index ({exc!r})") from exc
+        if not index:
+            raise DatasetError(f"{index_path}: lists no videos")
+        shape = _check_npy_size(array_path, index_path, feature_dim, max(o + n for o, n in index.values()))
         packed = np.load(array_path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        if packed.ndim != 2 or packed.shape[1] != meta["feature_dim"]:
-            raise DatasetError(f"{array_path}: shape {packed.shape} disagrees with {index_path}")
-        index = {v: (int(o), int(n)) for v, (o, n) in meta["videos"].items()}
-        end = max(o + n for o, n in index.values())
-        if end > packed.shape[0]:
-            raise DatasetError(f"{array_path}: has {packed.shape[0]} rows, index needs {end}")
-        return cls(packed, index, int(meta["feature_dim"]), {k: tuple(v) for k, v in meta["modalities"].items()})
+        assert packed.shape == shape, (packed.shape, shape)  # read from the same header
+        return cls(packed, index, feature_dim, modalities)
 
     def __getitem__(self, video_id: str) -> np.ndarray:
         if video_id not in self.index:
@@ -287,6 +291,41 @@ class FeatureStore:
     @property
     def videos(self) -> list[str]:
         return sorted(self.index)
+
+
+def _check_npy_size(array_path: Path, index_path: Path, feature_dim: int, rows_needed: int) -> tuple[int, ...]:
+    """Check ``features.npy``'s header and byte size against its index, before it is mapped.
+
+    A truncated file (a copy cut short, a full disk) would otherwise surface as numpy's
+    "mmap length is greater than file size"; here it is a :class:`DatasetError` naming the
+    file and the expected and actual sizes.  Returns the array shape from the header.
+    """
+    try:
+        with open(array_path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            # 3.0 differs from 2.0 only in the header's text encoding (utf-8 vs latin-1)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(handle)
+            header_bytes = handle.tell()
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise DatasetError(f"{array_path}: not a readable .npy file ({exc})") from exc
+    if dtype.hasobject:
+        raise DatasetError(f"{array_path}: holds Python objects (dtype {dtype}), expected float32 numbers")
+    if len(shape) != 2 or shape[1] != feature_dim:
+        raise DatasetError(f"{array_path}: shape {shape} disagrees with feature_dim {feature_dim} in {index_path}")
+    if shape[0] < rows_needed:
+        raise DatasetError(f"{array_path}: has {shape[0]} rows, {index_path} needs {rows_needed}")
+    expected = header_bytes + math.prod(shape) * dtype.itemsize
+    actual = os.path.getsize(array_path)
+    if actual < expected:
+        raise DatasetError(
+            f"{array_path}: truncated: {actual} bytes, expected {expected} bytes "
+            f"({shape[0]} rows x {shape[1]} {dtype} values after a {header_bytes}-byte header, "
+            f"{rows_needed} rows needed by {index_path}); re-run the ingest or synth command"
+        )
+    return tuple(shape)
 
 
 def check_consistency(gt: Mapping[str, Any], store: FeatureStore, source: str) -> None:

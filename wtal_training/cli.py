@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--output-dir", required=True, help="folder for the seeds' outputs and results.json")
     train.add_argument("--log", default=None, help="log file (default: OUTPUT_DIR/train.log)")
     train.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
+    train.add_argument(
+        "--restart",
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="start every seed over instead of resuming from OUTPUT_DIR/seed{n}/resume.pt",
+    )
     ev = sub.add_parser(
         "evaluate",
         help="re-run inference of a checkpoint on the test split",
@@ -80,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     family = dataset_family(gt, str(Path(args.data) / "ground_truth.json"))
     config = build_config(args.method, family, args.config, args.set, **explicit)
     results = run_experiment(
-        args.data, config, args.seeds, args.output_dir, args.device, args.text_priors, not args.no_progress
+        args.data, config, args.seeds, args.output_dir, args.device, args.text_priors, not args.no_progress, args.resume
     )
     if results:
         print(json.dumps({"mean": results["mean"], "std": results["std"]}, indent=1))

@@ -13,26 +13,28 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import hashlib
 import io
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from wtal_common.errors import ConfigError, StageError
 from wtal_common.io import atomic_write_bytes, atomic_write_json
 from wtal_data.canonical import DatasetError, FeatureStore, check_consistency, load_ground_truth, videos_in_subset
 
-from .checkpoint import save_checkpoint
+from .checkpoint import code_version, save_checkpoint
 from .config import TrainConfig
 from .models import BaseMethod, BaseOutput, Batch, build_base_method
 from .postprocess import predictions_from_outputs
+from .progress import Progress, make_progress
+from .resume import RESUME_FILE, build_state, capture_rng, load_resume_state, restore_rng, save_resume_state
 from .sampler import BatchSampler, DeviceFeatureSet
 
 log = logging.getLogger("wtal_training")
@@ -104,7 +106,7 @@ class BaseObjective:
             output = self.model(batch.features, batch.mask)
             loss, parts = self.base_method.loss(output, batch, iteration)
         # No finiteness check here: a `.item()` per iteration would stall a GPU pipeline.
-        # The engine watches the returned "loss" tensor on the device (see train_seed).
+        # The engine watches the returned "loss" tensor on the device (see run_training_loop).
         self.optimizer.zero_grad(set_to_none=True)
         if self.accelerator is not None:
             self.accelerator.backward(loss)
@@ -244,6 +246,77 @@ def _write_metrics_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_bytes(path, buffer.getvalue().encode())
 
 
+@dataclass
+class SeedRun:
+    """One seed's training in progress: what setup, loop, checkpoints and final evaluation share."""
+
+    data: LoadedData
+    config: TrainConfig
+    seed: int
+    output_dir: Path
+    accelerator: Any
+    objective: Any  # BaseObjective or the MLLM4WTAL objective (modules, optimizers, step, inference_model)
+    sampler: BatchSampler
+    is_main: bool
+    done: int = 0  # iterations finished before this process started (resumed), else 0
+    rows: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows so far
+    pending: dict[str, list] = field(default_factory=dict)  # log values not yet averaged into a row
+    seconds_before: float = 0.0  # training time of the attempts this one resumes
+    last_good: tuple[int, dict[str, torch.Tensor]] = (0, {})  # weights kept for a non-finite stop
+    tensorboard: TensorBoardLog | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.train.device
+
+    @property
+    def resume_path(self) -> Path:
+        return self.output_dir / RESUME_FILE
+
+    @property
+    def processes(self) -> int:
+        return self.accelerator.num_processes if self.accelerator is not None else 1
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index if self.accelerator is not None else 0
+
+
+class TensorBoardLog:
+    """A seed's TensorBoard scalars: the events file is opened on the first write and
+    flushed after each one, so a killed run leaves no events file without scalars.
+
+    A fresh start removes the events files of an abandoned attempt; a resumed run opens
+    with ``purge_step`` so TensorBoard hides what the killed attempt logged after the
+    resumed iteration.  Disabled (a no-op) off the main process and when re-evaluating
+    a finished run, whose scalars are already there.
+    """
+
+    def __init__(self, directory: Path, resumed_at: int, enabled: bool) -> None:
+        self.directory, self.resumed_at, self.enabled = directory, resumed_at, enabled
+        self.writer = None
+        if enabled and resumed_at == 0:
+            for stale in directory.glob("events.out.tfevents.*"):
+                stale.unlink()
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if not self.enabled:
+            return
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = self.resumed_at + 1 if self.resumed_at else None
+            self.writer = SummaryWriter(log_dir=str(self.directory), purge_step=purge)
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 def train_seed(
     data: LoadedData,
     config: TrainConfig,
@@ -252,115 +325,264 @@ def train_seed(
     accelerator: Any = None,
     text_priors: Any = None,
     progress: bool = True,
+    resume: bool = True,
 ) -> dict[str, Any]:
-    """Train one seed and evaluate its final checkpoint; write everything under ``output_dir``."""
-    from torch.utils.tensorboard import SummaryWriter
+    """Train one seed and evaluate its final checkpoint; write everything under ``output_dir``.
 
+    With ``resume`` (the default) a run continues from ``output_dir/resume.pt`` when that
+    belongs to the same experiment: a killed run goes on from its last checkpoint boundary
+    as if never stopped, a finished one is re-evaluated, not retrained.  ``resume=False``
+    (``--restart``) starts over.  ``progress``: a bar on a terminal (see :mod:`.progress`).
+    """
+    run = setup_seed_run(data, config, seed, output_dir, accelerator, text_priors)
+    restore_or_start(run, resume)
+    train_seconds = run_training_loop(run, progress)
+    return finish_seed(run, train_seconds)
+
+
+def setup_seed_run(
+    data: LoadedData, config: TrainConfig, seed: int, output_dir: str | Path, accelerator: Any, text_priors: Any
+) -> SeedRun:
+    """Seed the random streams, then build the base method, its objective and the sampler."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     rank = accelerator.process_index if accelerator is not None else 0
-    is_main = accelerator is None or accelerator.is_main_process
     torch.manual_seed(seed + 1000 * rank)
     np.random.seed(seed)
-    device = data.train.device
-    model = build_base_method(config, data.train.feature_dim, data.num_classes).to(device)
+    model = build_base_method(config, data.train.feature_dim, data.num_classes).to(data.train.device)
     objective = build_objective(config, model, text_priors, accelerator, seed=seed)
     sampler = BatchSampler(data.train, config.batch_size, config.num_similar, config.max_seqlen, seed + 1000 * rank)
-    writer = SummaryWriter(log_dir=str(output_dir / "tensorboard")) if is_main else None
-    rows: list[dict[str, Any]] = []
-    pending: dict[str, list] = {}
-    last_good = (0, copy.deepcopy({k: v.detach().cpu() for k, v in objective.inference_model().state_dict().items()}))
-    start = time.perf_counter()
-    # First iteration whose loss was not finite (0: none), kept on the device and read only
-    # at log and checkpoint times, so the loop never waits for the GPU.
-    first_bad = torch.zeros((), dtype=torch.long, device=device)
-    bar = tqdm(
-        range(1, config.iterations + 1), desc=f"seed {seed}", disable=not (progress and is_main), mininterval=2.0
+    is_main = accelerator is None or accelerator.is_main_process
+    return SeedRun(data, config, seed, output_dir, accelerator, objective, sampler, is_main)
+
+
+def run_identity(run: SeedRun) -> dict[str, Any]:
+    """What a resume state must match: same config, seed, data set and process count."""
+    train_ids = "\n".join(run.data.train.video_ids).encode()
+    return {
+        "config": run.config.to_dict(),
+        "seed": run.seed,
+        "dataset": run.data.gt["dataset"],
+        "classes": list(run.data.gt["classes"]),
+        "feature_dim": run.data.train.feature_dim,
+        "train_videos": hashlib.sha256(train_ids).hexdigest(),
+        "processes": run.processes,
+    }
+
+
+def restore_or_start(run: SeedRun, resume: bool) -> None:
+    """Continue from the seed's resume state when asked for and it matches; log which."""
+    config, path = run.config, run.resume_path
+    state = load_resume_state(path, run_identity(run)) if resume else None
+    if run.accelerator is not None:
+        run.accelerator.wait_for_everyone()  # every process has read the state before it may go
+    if state is None:
+        if path.exists() and run.is_main:
+            if not resume:
+                log.info("seed %d: --restart: removing %s", run.seed, path)
+            path.unlink()
+        log.info("seed %d: starting at iteration 1 of %d", run.seed, config.iterations)
+    else:
+        apply_resume_state(run, state)
+        if run.done >= config.iterations:
+            log.info(
+                "seed %d: %s holds a finished run (%d of %d iterations): not retrained, re-evaluating its "
+                "final weights (--restart trains again)",
+                run.seed,
+                path,
+                run.done,
+                config.iterations,
+            )
+        else:
+            log.info(
+                "seed %d: resuming from %s at iteration %d of %d (--restart starts over)",
+                run.seed,
+                path,
+                run.done + 1,
+                config.iterations,
+            )
+    run.last_good = (run.done, inference_state(run))
+    run.tensorboard = TensorBoardLog(
+        run.output_dir / "tensorboard", run.done, enabled=run.is_main and run.done < config.iterations
     )
-    for iteration in bar:
-        batch = sampler.sample()
-        try:
-            logs = objective.step(batch, iteration)
-            loss = logs.get("loss")
-            if isinstance(loss, torch.Tensor):
-                bad_now = (first_bad == 0) & ~torch.isfinite(loss.detach().to(device))
-                first_bad = torch.where(bad_now, torch.full_like(first_bad, iteration), first_bad)
-            if (
-                iteration % config.checkpoint_every == 0
-                or iteration % config.log_every == 0
-                or iteration == config.iterations
-            ):
-                bad = int(first_bad.item())
-                if bad:
-                    raise TrainingError(f"non-finite loss at iteration {bad}")
-        except TrainingError as exc:
-            good_iter, good_state = last_good
-            inference = copy.deepcopy(objective.inference_model()).cpu()
-            inference.load_state_dict(good_state)
-            if is_main:
-                save_checkpoint(
-                    output_dir / "checkpoint.safetensors",
-                    inference,
-                    _checkpoint_metadata(config, data, seed, good_iter, f"stopped: {exc}"),
-                )
-                _write_metrics_csv(output_dir / "metrics.csv", rows)
-            raise TrainingError(
-                f"seed {seed}: {exc}; kept the last good checkpoint (iteration {good_iter}) "
-                f"in {output_dir / 'checkpoint.safetensors'}"
-            ) from exc
-        for k, v in logs.items():
-            pending.setdefault(k, []).append(v)
-        if iteration % config.checkpoint_every == 0:
-            last_good = (
-                iteration,
-                {k: v.detach().cpu().clone() for k, v in objective.inference_model().state_dict().items()},
-            )
-        if iteration % config.log_every == 0 or iteration == config.iterations:
-            row = {"iteration": iteration, "elapsed_s": round(time.perf_counter() - start, 3)}
-            row.update(
-                {
-                    k: float(torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in v]).mean())
-                    for k, v in pending.items()
-                }
-            )
-            pending = {}
-            rows.append(row)
-            if is_main:
-                for k, v in row.items():
-                    if k != "iteration":
-                        writer.add_scalar(f"train/{k}", v, iteration)
-                bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}")
-                _write_metrics_csv(output_dir / "metrics.csv", rows)
-    train_seconds = time.perf_counter() - start
+
+
+def apply_resume_state(run: SeedRun, state: dict[str, Any]) -> None:
+    """Load weights, optimizer and scaler states, random streams and metrics into ``run``."""
+    if state["code_version"] != code_version():
+        log.warning(
+            "seed %d: resuming a run started with code %s under code %s",
+            run.seed,
+            state["code_version"],
+            code_version(),
+        )
+    try:
+        for name, module in run.objective.modules().items():
+            module.load_state_dict(state["modules"][name])
+        for name, optimizer in run.objective.optimizers().items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        scaler = _grad_scaler(run)
+        if scaler is not None and state["grad_scaler"] is not None:
+            scaler.load_state_dict(state["grad_scaler"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise DatasetError(
+            f"{run.resume_path}: does not fit this run's modules ({exc}); delete it or pass --restart"
+        ) from exc
+    run.done = int(state["iteration"])
+    if run.rank == 0:
+        restore_rng(state["rng"], run.sampler.generator, run.device)
+    else:  # only the main process's streams are saved: the others draw fresh, seeded ones
+        fresh = (run.seed + 1000 * run.rank) * 1_000_003 + run.done
+        torch.manual_seed(fresh)
+        run.sampler.generator.manual_seed(fresh)
+    run.rows = list(state["rows"])
+    run.pending = {k: [v.to(run.device) for v in values] for k, values in state["pending"].items()}
+    run.seconds_before = float(state["train_seconds"])
+
+
+def run_training_loop(run: SeedRun, progress: bool) -> float:
+    """Iterations ``done + 1 .. iterations``; returns the training seconds, earlier attempts included.
+
+    The loss is checked for finiteness on the device and read on the host only at log
+    and checkpoint iterations, so the loop never waits for the GPU.
+    """
+    config = run.config
+    reporter = make_progress(f"seed {run.seed}", run.done, config.iterations, progress, run.is_main)
+    start = time.perf_counter()
+    first_bad = torch.zeros((), dtype=torch.long, device=run.device)  # first non-finite iteration, 0: none
+    try:
+        for iteration in range(run.done + 1, config.iterations + 1):
+            at_checkpoint = iteration % config.checkpoint_every == 0
+            at_log = iteration % config.log_every == 0 or iteration == config.iterations
+            try:
+                logs = run.objective.step(run.sampler.sample(), iteration)
+                loss = logs.get("loss")
+                if isinstance(loss, torch.Tensor):
+                    bad_now = (first_bad == 0) & ~torch.isfinite(loss.detach().to(run.device))
+                    first_bad = torch.where(bad_now, torch.full_like(first_bad, iteration), first_bad)
+                if at_checkpoint or at_log:
+                    bad = int(first_bad.item())
+                    if bad:
+                        raise TrainingError(f"non-finite loss at iteration {bad}")
+            except TrainingError as exc:
+                stop_at_last_good(run, exc)
+            for k, v in logs.items():
+                run.pending.setdefault(k, []).append(v)
+            seconds = run.seconds_before + time.perf_counter() - start
+            if at_log:
+                log_metrics_row(run, iteration, seconds, reporter)
+            if at_checkpoint:
+                checkpoint_boundary(run, iteration, seconds)
+            reporter.advance()
+    finally:
+        reporter.close()
+    return run.seconds_before + time.perf_counter() - start
+
+
+def log_metrics_row(run: SeedRun, iteration: int, seconds: float, reporter: Progress) -> None:
+    """Average the pending log values into a metrics.csv row; report progress."""
+    row: dict[str, Any] = {"iteration": iteration, "elapsed_s": round(seconds, 3)}
+    row.update(
+        {
+            k: float(torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in v]).mean())
+            for k, v in run.pending.items()
+        }
+    )
+    run.pending = {}
+    run.rows.append(row)
+    reporter.report(iteration, row)
+    if run.is_main:
+        run.tensorboard.scalars({f"train/{k}": v for k, v in row.items() if k != "iteration"}, iteration)
+        _write_metrics_csv(run.output_dir / "metrics.csv", run.rows)
+
+
+def checkpoint_boundary(run: SeedRun, iteration: int, seconds: float) -> None:
+    """Keep these weights as the last good ones and write the resume state (the final
+    iteration's is written by :func:`finish_seed`, after the final checkpoint)."""
+    run.last_good = (iteration, inference_state(run))
+    if run.is_main and iteration < run.config.iterations:
+        save_resume_state(run.resume_path, resume_state(run, iteration, seconds))
+
+
+def inference_state(run: SeedRun) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in run.objective.inference_model().state_dict().items()}
+
+
+def resume_state(run: SeedRun, iteration: int, seconds: float) -> dict[str, Any]:
+    return build_state(
+        identity=run_identity(run),
+        code_version=code_version(),
+        iteration=iteration,
+        modules=run.objective.modules(),
+        optimizers=run.objective.optimizers(),
+        grad_scaler=_grad_scaler(run),
+        rng=capture_rng(run.sampler.generator, run.device),
+        rows=run.rows,
+        pending=run.pending,
+        train_seconds=seconds,
+    )
+
+
+def _grad_scaler(run: SeedRun) -> Any:
+    """accelerate's fp16 gradient scaler (its loss scale is state), if any."""
+    return getattr(run.accelerator, "scaler", None) if run.accelerator is not None else None
+
+
+def stop_at_last_good(run: SeedRun, exc: TrainingError) -> NoReturn:
+    """Write the last good weights as the checkpoint (status "stopped") and re-raise."""
+    good_iter, good_state = run.last_good
+    inference = copy.deepcopy(run.objective.inference_model()).cpu()
+    inference.load_state_dict(good_state)
+    if run.is_main:
+        save_checkpoint(
+            run.output_dir / "checkpoint.safetensors",
+            inference,
+            _checkpoint_metadata(run.config, run.data, run.seed, good_iter, f"stopped: {exc}"),
+        )
+        _write_metrics_csv(run.output_dir / "metrics.csv", run.rows)
+        run.tensorboard.close()
+    raise TrainingError(
+        f"seed {run.seed}: {exc}; kept the last good checkpoint (iteration {good_iter}) "
+        f"in {run.output_dir / 'checkpoint.safetensors'}"
+    ) from exc
+
+
+def finish_seed(run: SeedRun, train_seconds: float) -> dict[str, Any]:
+    """Final checkpoint and resume state, then one evaluation of the final model on the test split."""
+    config, seed, output_dir = run.config, run.seed, run.output_dir
     result: dict[str, Any] = {
         "seed": seed,
         "iterations": config.iterations,
         "train_seconds": round(train_seconds, 3),
         "iterations_per_second": round(config.iterations / max(train_seconds, 1e-9), 3),
     }
-    if not is_main:
+    if run.done:
+        result["resumed_after_iteration"] = run.done
+    if not run.is_main:
         return result
-    inference = objective.inference_model()
+    inference = run.objective.inference_model()
     save_checkpoint(
         output_dir / "checkpoint.safetensors",
         inference,
-        _checkpoint_metadata(config, data, seed, config.iterations, "final"),
+        _checkpoint_metadata(config, run.data, seed, config.iterations, "final"),
     )
-    outputs, predictions, metrics, eval_seconds = evaluate_model(inference, data, config)
+    if run.done < config.iterations:  # kept, so a rerun of a finished run is not retrained
+        save_resume_state(run.resume_path, resume_state(run, config.iterations, train_seconds))
+    _write_metrics_csv(output_dir / "metrics.csv", run.rows)
+    outputs, predictions, metrics, eval_seconds = evaluate_model(inference, run.data, config)
     write_evaluation(
         output_dir,
-        data,
+        run.data,
         config,
         outputs,
         predictions,
         metrics,
         {"seed": seed, "iterations": config.iterations, "eval_seconds": round(eval_seconds, 3)},
     )
-    for thr, value in metrics["mAP"].items():
-        writer.add_scalar(f"test_final/mAP@{thr}", value, config.iterations)
-    for rng, value in _averages(metrics).items():
-        writer.add_scalar(f"test_final/average_mAP@{rng}", value, config.iterations)
-    writer.close()
+    final = {f"test_final/mAP@{thr}": value for thr, value in metrics["mAP"].items()}
+    final.update({f"test_final/average_mAP@{rng}": value for rng, value in _averages(metrics).items()})
+    run.tensorboard.scalars(final, config.iterations)
+    run.tensorboard.close()
     result.update(
         {"mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"], "eval_seconds": round(eval_seconds, 3)}
     )

@@ -58,8 +58,13 @@ def run_experiment(
     device: str = "auto",
     text_priors_dir: str | None = None,
     progress: bool = True,
+    resume: bool = True,
 ) -> dict[str, Any]:
-    """Train and evaluate every seed; write ``output_dir/seed{n}/...`` and ``results.json``."""
+    """Train and evaluate every seed; write ``output_dir/seed{n}/...`` and ``results.json``.
+
+    ``resume``: each seed continues from its ``resume.pt`` when there is a matching one
+    (see :func:`.engine.train_seed`); ``False`` starts every seed over.
+    """
     output_dir = Path(output_dir)
     check_plugin_config(config, text_priors_dir)
     accelerator = make_accelerator(device, config.mixed_precision)
@@ -72,7 +77,7 @@ def run_experiment(
         log.info(
             "seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device
         )
-        result = train_seed(data, config, seed, output_dir / f"seed{seed}", accelerator, text_priors, progress)
+        result = train_seed(data, config, seed, output_dir / f"seed{seed}", accelerator, text_priors, progress, resume)
         per_seed[str(seed)] = result
         if "average_mAP" in result:
             log.info("seed %d: average mAP %s, mAP %s", seed, result["average_mAP"], result["mAP"])
