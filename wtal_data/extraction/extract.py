@@ -106,6 +106,11 @@ def centre_crop(frames: np.ndarray, size: int) -> np.ndarray:
     return frames[:, top : top + size, left : left + size]
 
 
+def rgb_input(frames: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1], the scaling the I3D RGB model was trained with."""
+    return frames.astype(np.float32) / 127.5 - 1.0
+
+
 class VideoFrames:
     """A decord reader giving the 25 fps, padded frame list; decoding errors name the video."""
 
@@ -169,7 +174,7 @@ class I3DExtractor:
             raw = frames.get(first * s.snippet_frames, last * s.snippet_frames + 1)
             resized = resize_shorter_side(raw, s.resize)
             flow = centre_crop(self.flow_fn(resized), s.crop)
-            rgb = centre_crop(resized[:-1], s.crop).astype(np.float32) / 127.5 - 1.0
+            rgb = rgb_input(centre_crop(resized[:-1], s.crop))
             rgb_out.append(self._forward(self.rgb_model, rgb))
             flow_out.append(self._forward(self.flow_model, flow))
         return np.concatenate(rgb_out), np.concatenate(flow_out)
