@@ -5,7 +5,7 @@ both networks), and the share of the time spent in flow and in the networks.  Sp
 depend on the weight values, so without --rgb-weights/--flow-weights it uses random weights
 of the real architecture (the features are then meaningless; only the time counts).
 
-    python benchmarks/bench_extraction.py --videos data/demo/videos --max-videos 2            # CPU
+    python benchmarks/bench_extraction.py --videos data/demo/videos --shortest 2            # CPU
     python benchmarks/bench_extraction.py --videos data/demo/videos --device cuda --batch-size 32
 """
 
@@ -26,7 +26,7 @@ from wtal_data.extraction.i3d import InceptionI3d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=Path("data/demo/videos"))
-    parser.add_argument("--max-videos", type=int, default=None, help="the first N videos (sorted by name)")
+    parser.add_argument("--shortest", type=int, default=None, help="only the N videos with the fewest frames")
     parser.add_argument("--rgb-weights", type=Path)
     parser.add_argument("--flow-weights", type=Path)
     parser.add_argument("--device", default="auto")
@@ -36,7 +36,11 @@ def main() -> None:
     args = parser.parse_args()
 
     videos = find_videos(args.videos)
-    videos = dict(list(videos.items())[: args.max_videos])
+    if args.shortest is not None:
+        import decord
+
+        frames = {v: len(decord.VideoReader(str(p))) for v, p in videos.items()}
+        videos = {v: videos[v] for v in sorted(videos, key=lambda v: (frames[v], v))[: args.shortest]}
     timers = {"flow": 0.0, "networks": 0.0}
     flow_call, forward = driver.TVL1Flow.__call__, driver.I3DExtractor._forward
 
@@ -67,7 +71,9 @@ def main() -> None:
         seconds = time.perf_counter() - started
     snippets = sum(manifest["videos"].values())
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.resize}/{args.crop} px, batch {args.batch_size}")
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, {args.resize}/{args.crop} px, batch {args.batch_size}"
+    )
     print(f"{len(videos)} videos, {snippets} snippets in {seconds:.1f} s")
     print(f"{len(videos) / seconds:.4f} videos/s, {snippets / seconds:.3f} snippets/s")
     for name, spent in timers.items():
