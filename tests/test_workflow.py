@@ -146,3 +146,28 @@ def test_conda_envs_agree_with_pyproject():
     rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
     for env in envs:
         assert f"envs/{env.name}" in rules, env.name
+
+
+EXTRACT = ("--config", "datasets={thumos14: {features: extract}}")
+
+
+def test_features_from_videos_name_the_weight_files(fresh):
+    proc = run(fresh, "-n", "results/thumos14_map.json", check=False)
+    assert "features to 'extract'" in proc.stdout and "data/weights/rgb_imagenet.pt" in proc.stdout
+    proc = run(fresh, "-n", "results/thumos14_map.json", *EXTRACT, check=False)
+    assert proc.returncode != 0
+    for name in ("data/weights/rgb_imagenet.pt", "feature_extraction.flow_weights", "data/thumos14/videos"):
+        assert name in proc.stdout, name
+    assert "Thumos14reduced-I3D-JOINTFeatures.npy" not in proc.stdout  # not needed when extracting
+
+
+def test_videos_and_weights_without_features_run_the_chain(fresh):
+    for path in ("data/weights/rgb_imagenet.pt", "data/weights/flow_imagenet.pt"):
+        (fresh / path).parent.mkdir(parents=True, exist_ok=True)
+        (fresh / path).touch()
+    (fresh / "data/thumos14/videos").mkdir(parents=True)
+    proc = run(fresh, "-n", "-p", "results/thumos14_map.json", *EXTRACT)
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["extract_features"] == 1 and jobs["ingest_real"] == 1 and jobs["train"] == 3
+    assert "--output data/thumos14/features/i3d --rgb-weights data/weights/rgb_imagenet.pt" in proc.stdout
+    assert "--format per-video" in proc.stdout and "--rgb-dir data/thumos14/features/i3d/rgb" in proc.stdout

@@ -1,5 +1,5 @@
 """``python -m wtal_data`` (console script ``mllm4wtal-data``): ingest real data,
-generate synthetic sets, summarize.
+extract I3D features, generate synthetic sets, summarize.
 
 The commands call :mod:`.ingest` and :mod:`.synthetic`; errors become exit codes in
 :func:`wtal_common.cli.run_cli` (a :class:`DatasetError`, whose message names the file
@@ -50,6 +50,33 @@ def run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--videos", required=True, type=Path, help="folder of <video>.mp4")
+    parser.add_argument("--output", required=True, type=Path, help="folder for rgb/<video>.npy and flow/<video>.npy")
+    parser.add_argument("--rgb-weights", required=True, type=Path, help="I3D RGB state dict (rgb_imagenet.pt style)")
+    parser.add_argument("--flow-weights", required=True, type=Path, help="I3D flow state dict (flow_imagenet.pt style)")
+    parser.add_argument("--ext", default="mp4", help="video file extension (default: mp4)")
+    parser.add_argument("--video", action="append", help="extract only this video id; repeatable")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
+    parser.add_argument("--batch-size", type=int, default=8, help="snippets per network forward")
+    parser.add_argument("--resize", type=int, default=256, help="shorter side in pixels before the crop")
+    parser.add_argument("--crop", type=int, default=224, help="centre crop in pixels (the I3D input)")
+    parser.add_argument("--log", type=Path, help="log file (default: OUTPUT/extract.log)")
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from .extraction import ExtractionSettings, extract_videos, find_videos
+
+    settings = ExtractionSettings(resize=args.resize, crop=args.crop)
+    videos = find_videos(args.videos, args.ext, args.video)
+    manifest = extract_videos(
+        videos, args.output, args.rgb_weights, args.flow_weights, settings, args.device, args.batch_size
+    )
+    snippets = sum(manifest["videos"].values())
+    print(f"{len(manifest['videos'])} videos, {snippets} snippets: {args.output}/rgb, {args.output}/flow")
+    return 0
+
+
 def run_summary(args: argparse.Namespace) -> int:
     from .ingest import format_summary, summarize
 
@@ -73,6 +100,16 @@ def build_parser(with_synth: bool = False) -> argparse.ArgumentParser:
     )
     add_ingest_arguments(p_ingest)
     p_ingest.set_defaults(handler=run_ingest, log_default=lambda a: a.output / "ingest.log")
+    p_extract = sub.add_parser(
+        "extract",
+        help="I3D RGB + flow features from mp4 files (per-video .npy)",
+        description="Decode each video with decord at 25 fps, compute TV-L1 flow, run the I3D RGB and flow "
+        "networks from local weight files on 16-frame snippets and write OUTPUT/rgb/<video>.npy and "
+        "OUTPUT/flow/<video>.npy (the W-TALC convention, 1024 + 1024 dims). Resumes per video.",
+        epilog=EXIT_CODES_HELP,
+    )
+    add_extract_arguments(p_extract)
+    p_extract.set_defaults(handler=run_extract, log_default=lambda a: a.output / "extract.log")
     p_synth = sub.add_parser(
         "synth",
         help="generate a synthetic data set (thumos14-synth, demo)",

