@@ -55,11 +55,11 @@ def toy(tmp_path_factory):
 
 
 def plain_config():
-    return build_config("delu", "toy", sets=FAST, iterations=ITERATIONS)
+    return build_config("delu", "thumos14", sets=FAST, iterations=ITERATIONS)
 
 
 def plugin_config():
-    config = build_config("co2net", "toy", sets=FAST, iterations=ITERATIONS, modules=["ksm", "csr", "loc"])
+    config = build_config("co2net", "thumos14", sets=FAST, iterations=ITERATIONS, modules=["ksm", "csr", "loc"])
     config.mllm4wtal = dict(SMALL_PLUGINS)
     return config
 
@@ -137,7 +137,7 @@ def test_state_of_another_experiment_is_not_resumed(toy, tmp_path, monkeypatch, 
         kill_at(patch, BaseObjective, KILL_AT)
         with pytest.raises(Killed):
             train_seed(data, plain_config(), 0, tmp_path / "run", progress=False)
-    changed = build_config("delu", "toy", sets=FAST + ["lr=2e-3"], iterations=ITERATIONS)
+    changed = build_config("delu", "thumos14", sets=FAST + ["lr=2e-3"], iterations=ITERATIONS)
     with caplog.at_level("INFO", logger="wtal_training"):
         train_seed(data, changed, 0, tmp_path / "run", progress=False)
     assert "belongs to another experiment (config.lr differ): starting over" in caplog.text
