@@ -53,7 +53,9 @@ def plot_timeline(
     for ax in axes[:2]:
         ax.set_yticks([])
     axes[0].set_xlim(0, duration)
-    labels = ", ".join(entry.get("labels", [])) or ("no label" if known else "ground truth unknown")
+    labels = ", ".join(entry.get("labels", [])) or "no label"
+    if not known:
+        labels = "ground truth unknown" + (f"; best detection: {preds[0]['label']}" if preds else "")
     synthetic = " [synthetic data]" if entry.get("synthetic", gt.get("synthetic")) else ""
     fig.suptitle(f"{video_id} ({labels}){synthetic}", fontsize=9)
     fig.tight_layout()
