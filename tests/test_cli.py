@@ -118,6 +118,14 @@ USER_ERRORS = {
         ),
         "no.safetensors",
     ),
+    "training predict": (
+        training_main,
+        lambda t: (
+            ["predict", "--checkpoint", str(t / "no.safetensors"), "--features", str(t / "v.npy")]
+            + ["--output", str(t / "o.json")]
+        ),
+        "no.safetensors",
+    ),
 }
 
 
@@ -167,7 +175,12 @@ BUGS = {
     "training evaluate": (
         training_main,
         ["evaluate", "--data", "d", "--checkpoint", "c.safetensors", "--output-dir", "{t}/o"],
-        "wtal_training.checkpoint.load_checkpoint",
+        "wtal_training.trained_model.load_checkpoint",
+    ),
+    "training predict": (
+        training_main,
+        ["predict", "--checkpoint", "c.safetensors", "--features", "v.npy", "--output", "{t}/o.json"],
+        "wtal_training.trained_model.load_checkpoint",
     ),
 }
 

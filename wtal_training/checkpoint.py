@@ -1,4 +1,15 @@
-"""Checkpoints: safetensors weights with the config, class list and code version in metadata."""
+"""Checkpoints: safetensors weights with the config, class list and code version in metadata.
+
+Compatibility is decided by ``format_version`` (:data:`CHECKPOINT_FORMAT`), not by
+``code_version``: the code version (package version + git commit) changes with every
+commit and is recorded for provenance only; the format version changes only when the
+file's layout or meaning changes in a way other code cannot read (state-dict keys renamed,
+a required metadata field added or redefined, the stored config changing meaning).  This
+code reads formats 1 .. :data:`CHECKPOINT_FORMAT`; a checkpoint without the field predates
+it and is format 1 (the same layout).  A newer format, or a value that is not a positive
+integer, is an incompatible checkpoint: :class:`CheckpointError` (exit 2) naming the file
+and the code version that wrote it.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +56,9 @@ def code_version() -> str:
     return ver
 
 
+CHECKPOINT_FORMAT = 1  # bump (and teach load_checkpoint the old one) when the layout or metadata meaning changes
+
+
 class CheckpointError(InputError):
     """A checkpoint is missing, unreadable or does not fit the data set; the message names it."""
 
@@ -56,6 +70,7 @@ def save_checkpoint(path: str | os.PathLike, module: torch.nn.Module, metadata: 
     state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
     meta = {k: json.dumps(v) for k, v in metadata.items()}
     meta["code_version"] = json.dumps(code_version())
+    meta["format_version"] = json.dumps(CHECKPOINT_FORMAT)
     with atomic_output(path, suffix=".safetensors") as tmp:
         save_file(state, str(tmp), metadata=meta)
     return path
@@ -71,7 +86,20 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             state = {k: handle.get_tensor(k) for k in handle.keys()}
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+    check_format(path, meta)
     for key in ("config", "classes", "feature_dim", "method"):
         if key not in meta:
             raise CheckpointError(f"{path}: checkpoint metadata lacks '{key}'")
     return state, meta
+
+
+def check_format(path: Path, meta: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose format this code cannot read (see the module docstring)."""
+    found = meta.get("format_version", 1)
+    readable = isinstance(found, int) and not isinstance(found, bool) and 1 <= found <= CHECKPOINT_FORMAT
+    if not readable:
+        raise CheckpointError(
+            f"{path}: checkpoint format {found!r} (written by code {meta.get('code_version', 'unknown')}) is not "
+            f"one this code reads (formats 1 to {CHECKPOINT_FORMAT}, code {code_version()}): use the code that "
+            "wrote it, or train again"
+        )

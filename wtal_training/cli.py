@@ -1,8 +1,10 @@
-"""``python -m wtal_training train|evaluate`` (console script ``mllm4wtal-train``).
+"""``python -m wtal_training train|evaluate|predict`` (console script ``mllm4wtal-train``).
 
-``train`` calls :func:`.seeds.run_experiment`; ``evaluate`` reloads a checkpoint and runs
-the inference and evaluation code of :mod:`.engine`.  Errors become exit codes in
-:func:`wtal_common.cli.run_cli` (2: bad data, checkpoint or config; 3: training stopped).
+``train`` calls :func:`.seeds.run_experiment`; ``evaluate`` and ``predict`` reload a
+checkpoint (:func:`.trained_model.load_trained_model`) and run the one inference path of
+:mod:`.engine` (:func:`.engine.detect`): ``evaluate`` on a data set's test split, then
+scores it; ``predict`` on any videos' features (:mod:`.predict`).  Errors become exit codes
+in :func:`wtal_common.cli.run_cli` (2: bad data, checkpoint or config; 3: training stopped).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from wtal_common.cli import EXIT_CODES_HELP, program_name, run_cli
 from wtal_common.logs import setup_logging
 from wtal_data.canonical import dataset_family, load_ground_truth
 
-from .config import build_config, check_user_config, config_from_dict
+from .config import build_config, check_user_config
 
 DESCRIPTION = (
     "Train a weakly supervised temporal action localization model (CO2-Net or DELU, optionally with the "
     "MLLM4WTAL modules) for one or more seeds, each evaluated once at its final checkpoint on the test split; "
-    "or re-evaluate a saved checkpoint."
+    "re-evaluate a saved checkpoint; or find the actions in new videos' features with one."
 )
 
 
@@ -75,7 +77,51 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--output-dir", required=True, help="folder for predictions.json and map.json")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ev.add_argument("--log", default=None, help="log file (default: OUTPUT_DIR/evaluate.log)")
+    _predict_parser(sub)
     return parser
+
+
+def _predict_parser(sub: argparse._SubParsersAction) -> None:
+    from .predict import DEFAULT_TOP_N
+
+    pr = sub.add_parser(
+        "predict",
+        help="find the actions in new videos with a trained checkpoint",
+        description="Run a checkpoint written by train on videos' I3D features with the inference and "
+        "post-processing of evaluate, and write each video's top detections (segments in seconds, the "
+        "checkpoint's class names) in the ActivityNet results format.",
+        epilog=EXIT_CODES_HELP,
+    )
+    pr.add_argument("--checkpoint", required=True, help="checkpoint.safetensors written by train")
+    pr.add_argument(
+        "--features",
+        required=True,
+        nargs="+",
+        metavar="PATH",
+        help="per-video <video>.npy (snippets x dims), a folder of them, the OUTPUT folder of "
+        "`python -m wtal_data extract` (rgb/ + flow/), or a canonical data set folder (all its videos)",
+    )
+    pr.add_argument("--subset", default=None, help="only this subset of a canonical data set (e.g. test)")
+    pr.add_argument(
+        "--snippet-seconds",
+        type=float,
+        default=None,
+        help="seconds per feature snippet (default: what the inputs record, else the checkpoint's; "
+        "I3D at 25 fps, 16 frames: 0.64)",
+    )
+    pr.add_argument(
+        "--top-n", type=int, default=DEFAULT_TOP_N, help=f"detections kept per video (default {DEFAULT_TOP_N}; 0: all)"
+    )
+    pr.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="drop detections scoring below this (the method's ranking score, not a probability; default: none)",
+    )
+    pr.add_argument("--output", required=True, help="detections JSON file to write")
+    pr.add_argument("--timelines", default=None, metavar="DIR", help="write DIR/<video>.png per video")
+    pr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    pr.add_argument("--log", default=None, help="log file (default: the --output file with the suffix .log)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -95,52 +141,64 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
-    from .checkpoint import CheckpointError, load_checkpoint
     from .engine import evaluate_model, load_data, write_evaluation
-    from .models import build_base_method
+    from .trained_model import load_trained_model, resolve_device
 
-    state, meta = load_checkpoint(args.checkpoint)
-    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device)
+    trained = load_trained_model(args.checkpoint, device)
     data = load_data(args.data, device)
-    if list(meta["classes"]) != list(data.gt["classes"]):
-        raise CheckpointError(
-            f"{args.checkpoint}: trained on {len(meta['classes'])} classes, "
-            f"{args.data} has {data.num_classes} (or a different class list)"
-        )
-    if int(meta["feature_dim"]) != data.train.feature_dim:
-        raise CheckpointError(f"{args.checkpoint}: feature_dim {meta['feature_dim']} != data {data.train.feature_dim}")
-    config = config_from_dict(meta["config"])
-    model = build_base_method(config, data.train.feature_dim, data.num_classes)
-    if meta.get("inference_model", "base") != "base":
-        from .mllm4wtal import build_inference_model  # the plug-in package rebuilds its inference wrapper
-
-        model = build_inference_model(config, model)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:  # missing, unexpected or mis-shaped weights
-        raise CheckpointError(f"{args.checkpoint}: weights do not fit the {config.method} model ({exc})") from exc
-    model.to(device)
-    outputs, predictions, metrics, seconds = evaluate_model(model, data, config)
+    trained.check_fits(data.gt["classes"], data.train.feature_dim, str(args.data))
+    outputs, predictions, metrics, seconds = evaluate_model(trained.model, data, trained.config)
     write_evaluation(
         Path(args.output_dir),
         data,
-        config,
+        trained.config,
         outputs,
         predictions,
         metrics,
-        {"checkpoint": str(args.checkpoint), "iterations": meta.get("iteration"), "eval_seconds": round(seconds, 3)},
+        {
+            "checkpoint": str(args.checkpoint),
+            "iterations": trained.metadata.get("iteration"),
+            "eval_seconds": round(seconds, 3),
+        },
     )
     print(json.dumps({"mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"]}, indent=1))
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from wtal_common.io import atomic_write_json
+
+    from .plots import plot_timelines
+    from .predict import predict
+    from .trained_model import load_trained_model, resolve_device
+
+    device = resolve_device(args.device)
+    trained = load_trained_model(args.checkpoint, device)
+    result = predict(
+        trained, args.features, args.subset, args.snippet_seconds, args.top_n, args.min_score, device=device
+    )
+    atomic_write_json(Path(args.output), result.predictions)
+    if args.timelines:
+        plot_timelines(Path(args.timelines), result.gt, result.outputs, result.predictions, None, annotated_only=False)
+    detections = sum(len(items) for items in result.predictions["results"].values())
+    print(json.dumps({"videos": len(result.outputs), "detections": detections, "output": str(args.output)}, indent=1))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def _default_log(args: argparse.Namespace) -> Path:
+    if args.command == "predict":
+        return Path(args.output).with_suffix(".log")
+    return Path(args.output_dir) / f"{args.command}.log"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(args.log or (Path(args.output_dir) / f"{args.command}.log"))
-    command = cmd_train if args.command == "train" else cmd_evaluate
-    return run_cli(lambda: command(args))
+    setup_logging(args.log or _default_log(args))
+    return run_cli(lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

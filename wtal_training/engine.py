@@ -209,11 +209,24 @@ def score_predictions(gt: dict, predictions: dict, config: TrainConfig) -> dict[
     )
 
 
+def detect(
+    model: nn.Module, videos: DeviceFeatureSet, gt: dict, config: TrainConfig
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """The one inference path: model -> per-snippet outputs -> the method's proposals in seconds.
+
+    Shared by the final evaluation of ``train``, ``evaluate`` and ``predict``, so a
+    prediction on new videos is exactly what the evaluated numbers measure.  ``gt``
+    supplies the class names, ``snippet_seconds`` and each video's ``duration``.
+    Returns (outputs, ActivityNet results JSON).
+    """
+    outputs = infer(model, videos)
+    return outputs, predictions_from_outputs(outputs, gt, config)
+
+
 def evaluate_model(model: nn.Module, data: LoadedData, config: TrainConfig) -> tuple[dict, dict, dict, float]:
     """Inference + post-processing + mAP; returns (outputs, predictions, metrics, seconds)."""
     start = time.perf_counter()
-    outputs = infer(model, data.test)
-    predictions = predictions_from_outputs(outputs, data.gt, config)
+    outputs, predictions = detect(model, data.test, data.gt, config)
     metrics = score_predictions(data.gt, predictions, config)
     return outputs, predictions, metrics, time.perf_counter() - start
 

@@ -1,4 +1,8 @@
-"""Per-video timelines like the paper's Fig. 3: ground truth, top predictions, attention."""
+"""Per-video timelines like the paper's Fig. 3: ground truth, top predictions, attention.
+
+A video whose ``gt`` entry has no ``annotations`` key (``predict`` on feature files) has no
+known ground truth: its GT row says so instead of showing an empty row.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,12 @@ def plot_timeline(
     seconds = float(gt["snippet_seconds"])
     duration = float(entry["duration"])
     fig, axes = plt.subplots(3, 1, figsize=(10, 3.6), sharex=True, gridspec_kw={"height_ratios": [1, 1, 1.6]})
+    known = "annotations" in entry
     for ann in entry.get("annotations", []):
         a, b = ann["segment"]
         axes[0].axvspan(a, b, color="tab:green", alpha=0.7)
+    if not known:
+        axes[0].text(0.5, 0.5, "ground truth unknown", transform=axes[0].transAxes, ha="center", va="center")
     axes[0].set_ylabel("GT")
     preds = sorted(predictions, key=lambda p: -p["score"])[:top]
     if preds:
@@ -47,7 +54,9 @@ def plot_timeline(
         ax.set_yticks([])
     axes[0].set_xlim(0, duration)
     labels = ", ".join(entry.get("labels", [])) or "no label"
-    synthetic = " [synthetic data]" if gt.get("synthetic") else ""
+    if not known:
+        labels = "ground truth unknown" + (f"; best detection: {preds[0]['label']}" if preds else "")
+    synthetic = " [synthetic data]" if entry.get("synthetic", gt.get("synthetic")) else ""
     fig.suptitle(f"{video_id} ({labels}){synthetic}", fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -61,10 +70,12 @@ def plot_timelines(
     gt: Mapping[str, Any],
     outputs: Mapping[str, Mapping[str, np.ndarray]],
     predictions: Mapping[str, Any],
-    count: int,
+    count: int | None,
+    annotated_only: bool = True,
 ) -> list[Path]:
-    """Timelines of the first ``count`` test videos that have annotations (sorted ids)."""
-    chosen = [v for v in sorted(outputs) if gt["database"][v].get("annotations")][:count]
+    """Timelines of the first ``count`` videos (sorted ids; ``None``: all), by default only
+    of those that have annotations."""
+    chosen = [v for v in sorted(outputs) if not annotated_only or gt["database"][v].get("annotations")][:count]
     paths = []
     for vid in chosen:
         path = Path(directory) / f"{vid}.png"
