@@ -50,6 +50,7 @@ class TrainConfig:
     amplitude: float = 0.7
     rat_atn: float = 9.0
     uct_guide_order: str = "rank"  # rank (intended) | official (the repository's gather)
+    edl_form: str = "exp_log"  # evidential loss: exp_log (DELU, THUMOS14) | relu_mse (DELU_ACT, ActivityNet1.2)
     # inference / proposals
     class_threshold: float = 0.2
     video_score_ratio: float = 10.0  # video score: top T//10 of cas*attention
@@ -58,6 +59,8 @@ class TrainConfig:
     gamma_oic: float = 0.2
     nms_sigma: float = 0.3
     loc_score_threshold: float = 0.1  # for extras["loc_scores"] proposals
+    # which proposals are scored: auto (head when the model has one, else base) | head | base | merge
+    proposal_source: str = "auto"
     max_proposals_per_class: int = 200
     min_proposal_length: float = 0.0  # keep segments longer than this (snippets), after soft-NMS; DELU's test.py: 1
     filter_ambiguous: bool = False  # drop predictions overlapping gt["ambiguous"] (CO2/DELU do on THUMOS14)
@@ -85,6 +88,10 @@ class TrainConfig:
             raise ConfigError(f"config 'mixed_precision': {self.mixed_precision!r} not in no|bf16|fp16")
         if self.uct_guide_order not in ("rank", "official"):
             raise ConfigError(f"config 'uct_guide_order': {self.uct_guide_order!r} not in rank|official")
+        if self.edl_form not in ("exp_log", "relu_mse"):
+            raise ConfigError(f"config 'edl_form': {self.edl_form!r} not in exp_log|relu_mse")
+        if self.proposal_source not in ("auto", "head", "base", "merge"):
+            raise ConfigError(f"config 'proposal_source': {self.proposal_source!r} not in auto|head|base|merge")
         if not 0.0 <= self.dropout_ratio < 1.0:
             raise ConfigError(f"config 'dropout_ratio' must be in [0, 1), got {self.dropout_ratio}")
         return self

@@ -28,12 +28,18 @@ def make_accelerator(device: str, mixed_precision: str):
     return Accelerator(cpu=cpu, mixed_precision="no" if cpu else mixed_precision)
 
 
-def load_text_priors(directory: str | None):
+def load_text_priors(directory: str | None, classes: Sequence[str] | None = None):
+    """Text priors with ``tp.classes`` in the data set's label order (``classes``).
+
+    Priors built without ``--ground-truth`` are in sorted class order; loading them with the
+    data set's class list reorders them, and a different class set is a ``ClassOrderError``
+    (exit 2), so KSM query c and CSR sentences of class c always mean label index c.
+    """
     if directory is None:
         return None
     from prior_generation.text_priors import load_text_priors as _load
 
-    return _load(directory)
+    return _load(directory, list(classes) if classes is not None else None)
 
 
 def run_experiment(
@@ -49,7 +55,7 @@ def run_experiment(
     output_dir = Path(output_dir)
     accelerator = make_accelerator(device, config.mixed_precision)
     data: LoadedData = load_data(data_dir, accelerator.device)
-    text_priors = load_text_priors(text_priors_dir)
+    text_priors = load_text_priors(text_priors_dir, data.gt["classes"])
     if data.gt.get("synthetic"):
         log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
     per_seed: dict[str, Any] = {}

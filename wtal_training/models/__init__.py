@@ -24,6 +24,7 @@ HYPERPARAMETER_FIELDS = (
     "amplitude",
     "rat_atn",
     "uct_guide_order",
+    "edl_form",
 )
 
 

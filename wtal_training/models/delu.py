@@ -27,6 +27,7 @@ class DELU(CO2Net):
             "amplitude": 0.7,
             "rat_atn": 9.0,
             "uct_guide_order": "rank",
+            "edl_form": "exp_log",  # DELU (THUMOS14); DELU_ACT (ActivityNet1.2) uses "relu_mse"
         }
         defaults.update(hp)
         super().__init__(feature_dim, num_classes, **defaults)
@@ -34,7 +35,9 @@ class DELU(CO2Net):
     def loss(self, output: BaseOutput, batch: Batch, iteration: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         hp = self.hp
         terms, cas_supp = self.base_losses(output, batch)
-        terms["edl"] = hp["alpha_edl"] * losses.evidential_loss(cas_supp, output.attention, batch.labels, hp["rat_atn"])
+        terms["edl"] = hp["alpha_edl"] * losses.evidential_loss(
+            cas_supp, output.attention, batch.labels, hp["rat_atn"], hp["edl_form"]
+        )
         terms["uct_guide"] = hp["alpha_uct_guide"] * losses.uncertainty_guide_loss(
             output.cas,
             cas_supp,
