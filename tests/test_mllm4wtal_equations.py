@@ -12,7 +12,7 @@ import torch
 from helpers.mllm4wtal_fakes import FakeTextPriors, TinyBase, toy_batches
 from torch import nn
 
-from wtal_training.mllm4wtal import build_mllm4wtal_objective
+from wtal_training.mllm4wtal import build_mllm4wtal_objective, resolve_config
 from wtal_training.mllm4wtal import objective as objective_module
 from wtal_training.mllm4wtal.common import masked_mse
 from wtal_training.mllm4wtal.csr import CompleteSemanticReconstruction
@@ -268,3 +268,9 @@ def test_csr_mask_resampled_per_iteration_when_asked():
     assert any(not torch.equal(draws[0], d) for d in draws[1:])
     fixed = complete_tokens(tp, batch.video_ids, batch.labels, np.random.default_rng(0)).ids == tp.mask_id
     assert all(torch.nonzero(row).flatten().tolist() == [2, 5] for row in fixed)  # the stored mask
+
+
+def test_activitynet_branch_lr_is_the_papers_unless_set():
+    assert resolve_config({"dataset_family": "thumos14"})["lr"] == 5e-4
+    assert resolve_config({"dataset_family": "activitynet12", "lr": 3e-5})["lr"] == 3e-5
+    assert resolve_config({"dataset_family": "activitynet12", "mllm4wtal": {"lr": 1e-4}})["lr"] == 1e-4
