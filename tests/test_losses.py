@@ -61,6 +61,36 @@ def test_evidential_loss_hand_value():
     assert math.isclose(losses.evidential_loss(cas_supp, att, labels, 2).item(), expect, rel_tol=1e-5)
 
 
+def test_evidential_loss_relu_mse_form_of_delu_act_hand_value():
+    # picked video logits (2, -1) -> ReLU evidence (2, 0) -> alpha (3, 1), S = 4, alpha / S = (.75, .25)
+    cas_supp = torch.tensor([[[2.0, -1.0, 0.0], [-5.0, -5.0, 0.0]]] * 2)
+    att = torch.tensor([[0.9, 0.1]] * 2)
+    labels = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # a single- and a multi-label video (raw multi-hot y)
+    single = (1 - 0.75) ** 2 + (0 - 0.25) ** 2
+    multi = (1 - 0.75) ** 2 + (1 - 0.25) ** 2
+    got = losses.evidential_loss(cas_supp, att, labels, 2, "relu_mse").item()
+    assert math.isclose(got, (single + multi) / 2, rel_tol=1e-6)
+    # the exp/log form on the same input: alpha = (e^2 + 1, e^-1 + 1)
+    a1, a2 = math.exp(2) + 1, math.exp(-1) + 1
+    s = a1 + a2
+    u = 2 / s
+    exp_single = (1 - u) * (math.log(s) - math.log(a1))
+    g1, g2 = (1 / a1) / (1 / a1 + 1 / a2), (1 / a2) / (1 / a1 + 1 / a2)
+    exp_multi = (1 - u) * 2 * (g1 * (math.log(s) - math.log(a1)) + g2 * (math.log(s) - math.log(a2)))
+    got = losses.evidential_loss(cas_supp, att, labels, 2, "exp_log").item()
+    assert math.isclose(got, (exp_single + exp_multi) / 2, rel_tol=1e-6)
+
+
+def test_delu_evidential_form_per_dataset_family():
+    from wtal_training.config import build_config
+    from wtal_training.models import build_base_method
+
+    anet = build_config("delu", "activitynet")
+    assert anet.edl_form == "relu_mse" and build_config("delu", "thumos14").edl_form == "exp_log"
+    model = build_base_method(anet, 16, 3)
+    assert model.hp["edl_form"] == "relu_mse"
+
+
 def test_uncertainty_curve_and_guide_any_batch_size():
     assert torch.allclose(losses.uncertainty_curve(6, 50, 100, 0.7), torch.ones(6))
     start = losses.uncertainty_curve(4, 0, 100, 0.5)

@@ -73,13 +73,14 @@ def test_stop_gradient_isolates_the_phases():
     obj, _ = make()
     batch = toy_batches(n=1)[0]
     rng = np.random.default_rng(0)
-    a_ksm, _ = obj._match_step(batch, 0, rng)
+    targets = obj.targets(batch)
+    assert not any(t.requires_grad for t in (targets.cas, targets.a_ksm, targets.a_csr))
+    obj._match_step(batch, 0, rng, targets)
     assert all(p.grad is None for p in obj.csr.parameters())  # sg(A_CSR): match phase never reaches CSR
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in obj.base.parameters())
-    assert not a_ksm.requires_grad
     for m in (obj.base, obj.ksm, obj.head):
         m.zero_grad(set_to_none=True)
-    obj._rec_step(batch, rng, None)  # recomputes sg(A_KSM) itself
+    obj._rec_step(batch, rng)  # computes sg(A_KSM) itself
     assert all(p.grad is None for m in (obj.base, obj.ksm, obj.head) for p in m.parameters())
     assert obj.csr.attention.net[0].weight.grad.abs().sum() > 0  # the distillation reaches A_CSR
 
@@ -87,18 +88,25 @@ def test_stop_gradient_isolates_the_phases():
 @pytest.mark.parametrize(
     "schedule,period,expected",
     [
-        ("both", 1, ["match", "rec"] * 4),
-        ("alternate", 1, ["match", "rec", "match", "rec"]),
-        ("alternate", 2, ["match", "match", "rec", "rec"]),
+        ("both", 1, ["match", "rec"] * 5),
+        ("alternate", 1, ["match", "rec", "match", "rec", "match"]),
+        ("alternate", 2, ["match", "match", "rec", "rec", "match"]),
     ],
 )
-def test_phases_follow_the_schedule(schedule, period, expected):
+def test_phases_follow_the_schedule_from_the_engines_first_iteration(schedule, period, expected):
+    """The engine counts iterations from 1 (a fresh run has done = 0: range(done + 1, iterations + 1));
+    the first block must be a full match block, not a shortened one or a rec phase."""
+    import inspect
+
+    from wtal_training import engine
+
+    assert "range(run.done + 1, config.iterations + 1)" in inspect.getsource(engine.run_training_loop)
     obj, _ = make(phase_schedule=schedule, phase_period=period)
     calls = []
-    obj._match_step = lambda b, it, rng: (calls.append("match"), (None, {}))[1]
-    obj._rec_step = lambda b, rng, a: calls.append("rec") or {}
+    obj._match_step = lambda b, it, rng, targets: calls.append("match") or {}
+    obj._rec_step = lambda b, rng, targets: calls.append("rec") or {}
     batch = toy_batches(n=1)[0]
-    for it in range(4):
+    for it in range(1, 6):
         obj.step(batch, it)
     assert calls == expected
 

@@ -3,14 +3,18 @@
 import math
 
 import numpy as np
+import pytest
 
+from wtal_common.errors import ConfigError
 from wtal_training.config import TrainConfig
 from wtal_training.postprocess import (
     batched_soft_nms,
     outer_inner_scores,
     predictions_from_outputs,
+    quantile_normalise,
     threshold_runs,
     video_class_scores,
+    video_proposals,
 )
 
 GT = {
@@ -83,3 +87,49 @@ def test_short_proposals_dropped_after_soft_nms_as_delu():
     delu = predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(min_proposal_length=1.0))
     segs = [p["segment"] for p in delu["results"]["v1"]]
     assert [20.0, 20.5] not in segs and [5.0, 10.0] in segs
+
+
+def _with_head():
+    """Base attention finds [10, 20) and [60, 70) (OIC scores ~ 5, logit scale); the head finds
+    [35, 45) with 0.9 and [80, 84) with 0.3 (sigmoid scale)."""
+    cas, att = constructed()
+    loc_scores = np.zeros((100, 2))
+    loc_offsets = np.zeros((100, 2))
+    loc_scores[40, 1], loc_offsets[40] = 0.9, [5.5, 4.5]
+    loc_scores[82, 1], loc_offsets[82] = 0.3, [2.5, 1.5]
+    return {"v1": {"cas": cas, "attention": att, "loc_scores": loc_scores, "loc_offsets": loc_offsets}}
+
+
+def test_inference_uses_the_head_alone_by_default_as_the_paper():
+    outputs = _with_head()
+    head = predictions_from_outputs(outputs, GT, TrainConfig())["results"]["v1"]
+    assert [p["segment"] for p in head] == [[17.5, 22.5], [40.0, 42.0]]
+    assert [round(p["score"], 6) for p in head] == [0.9, 0.3]
+    base = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="base"))["results"]["v1"]
+    assert [17.5, 22.5] not in [p["segment"] for p in base] and {(5.0, 10.0), (30.0, 35.0)} <= {
+        tuple(p["segment"]) for p in base
+    }
+    with pytest.raises(ConfigError, match="proposal_source"):
+        cas, att = constructed()
+        predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(proposal_source="head"))
+
+
+def test_merged_proposals_get_comparable_scores():
+    outputs = _with_head()
+    out = outputs["v1"]
+    raw = video_proposals(out["cas"], out["attention"], TrainConfig(), out["loc_scores"], out["loc_offsets"], "merge")
+    head_best = raw.score[(raw.source == 1) & (raw.start == 35.0)]
+    # the scale mismatch: raw, the head's best proposal ranks below every base proposal
+    assert head_best.item() == 0.9 and raw.score[raw.source == 0].min() > 0.9
+    merged = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="merge"))["results"]["v1"]
+    assert all(0 < p["score"] <= 1 for p in merged)
+    score = {tuple(p["segment"]): p["score"] for p in merged}
+    assert score[(17.5, 22.5)] == max(score.values()) == 1.0  # level with the best base proposals
+    ranked = [p["segment"] for p in merged]
+    assert ranked.index([40.0, 42.0]) < len(ranked) - 1  # the head's weaker one is no longer last
+
+
+def test_quantile_normalise_per_source():
+    scores = np.array([5.0, 7.0, 6.0, 0.2, 0.9])
+    sources = np.array([0, 0, 0, 1, 1])
+    assert quantile_normalise(scores, sources).tolist() == [1 / 3, 1.0, 2 / 3, 0.5, 1.0]

@@ -357,6 +357,23 @@ def test_ground_truth_class_order_and_loader_check(built, tmp_path):
         load_text_priors(root / "out", classes=wanted + ["PoleVault"])
 
 
+def test_training_loads_priors_in_the_data_sets_class_order(built):
+    """Priors built without --ground-truth are sorted; training must see the data set's order,
+    and a different class set is a named input error (exit 2)."""
+    from prior_generation.text_priors import ClassOrderError
+    from wtal_common.errors import EXIT_BAD_INPUT, InputError
+    from wtal_training.seeds import load_text_priors as training_loader
+
+    root, _, _, tp = built
+    assert tp.classes == sorted(tp.classes)
+    dataset_order = ["JavelinThrow", "BasketballDunk", "CliffDiving"]
+    loaded = training_loader(root / "out", dataset_order)
+    assert loaded.classes == dataset_order
+    with pytest.raises(ClassOrderError, match="PoleVault") as info:
+        training_loader(root / "out", dataset_order + ["PoleVault"])
+    assert isinstance(info.value, InputError) and info.value.exit_code == EXIT_BAD_INPUT
+
+
 def test_cli_config_file(built, tmp_path, capsys):
     _, src, _, _ = built
     cfg = tmp_path / "tp.yaml"

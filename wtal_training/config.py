@@ -344,6 +344,7 @@ class TrainConfig:
     amplitude: float | None = _default("amplitude")
     rat_atn: float | None = _default("rat_atn")
     uct_guide_order: str | None = _default("uct_guide_order")
+    edl_form: str | None = _default("edl_form")
     # optimiser
     iterations: int = _default("iterations")
     lr: float = _default("lr")
@@ -358,6 +359,7 @@ class TrainConfig:
     gamma_oic: float = _default("gamma_oic")
     nms_sigma: float = _default("nms_sigma")
     loc_score_threshold: float = _default("loc_score_threshold")
+    proposal_source: str = _default("proposal_source")
     max_proposals_per_class: int = _default("max_proposals_per_class")
     min_proposal_length: float = _default("min_proposal_length")
     filter_ambiguous: bool = _default("filter_ambiguous")

@@ -362,6 +362,12 @@ def setup_seed_run(
     rank = accelerator.process_index if accelerator is not None else 0
     torch.manual_seed(seed + 1000 * rank)
     np.random.seed(seed)
+    if text_priors is not None and list(text_priors.classes) != list(data.gt["classes"]):
+        from prior_generation.text_priors import ClassOrderError  # label index c must be class c of the priors
+
+        raise ClassOrderError(
+            f"text priors classes {list(text_priors.classes)} != data set classes {data.gt['classes']}"
+        )
     model = build_base_method(config, data.train.feature_dim, data.num_classes).to(data.train.device)
     objective = build_objective(config, model, text_priors, accelerator, seed=seed)
     sampler = BatchSampler(data.train, config.batch_size, config.num_similar, config.max_seqlen, seed + 1000 * rank)

@@ -93,21 +93,38 @@ def exp_evidence(logits: torch.Tensor) -> torch.Tensor:
     return torch.exp(logits.clamp(-10, 10))
 
 
+EDL_FORMS = ("exp_log", "relu_mse")
+
+
 def evidential_loss(
-    cas_supp: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor, ratio: float
+    cas_supp: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor, ratio: float, form: str = "exp_log"
 ) -> torch.Tensor:
-    """DELU's video-level evidential loss (exp evidence, "log" type, no KL term).
+    """DELU's video-level evidential loss (no KL term), in the form of each public model class.
 
     Video logits: mean suppressed CAS over the top-(T // ratio) snippets by attention,
-    background dropped.  With Dirichlet ``alpha = exp(logits) + 1`` and strength S, each
-    positive class c is pushed by ``g_c (log S - log alpha_c)`` where ``g`` spreads
-    ``(1 - u) * |y|`` over the positives inversely to their alpha (u = C / S, detached).
+    background dropped; Dirichlet ``alpha = evidence(logits) + 1``, strength S = sum alpha.
+
+    * ``"exp_log"`` (class ``DELU``, THUMOS14): exp evidence clamped to [-10, 10]; each
+      positive class c is pushed by ``g_c (log S - log alpha_c)`` where ``g`` spreads
+      ``(1 - u) * |y|`` over the positives inversely to their alpha (u = C / S, detached).
+    * ``"relu_mse"`` (class ``DELU_ACT``, ActivityNet1.2): ReLU evidence and the squared
+      error ``sum_c (y_c - alpha_c / S)^2`` with the raw multi-hot y (the public code
+      computes the variance term too but adds only this one).
+
+    Mean over the batch.
     """
     num_classes = labels.shape[1]
     k = topk_count(cas_supp.shape[1], ratio)
     idx = attention.topk(k, dim=1).indices  # (B, k)
     picked = cas_supp.gather(1, idx.unsqueeze(-1).expand(-1, -1, cas_supp.shape[-1]))[..., :-1]
-    alpha = exp_evidence(picked.mean(dim=1)) + 1  # (B, C)
+    video_logits = picked.mean(dim=1)  # (B, C)
+    if form == "relu_mse":
+        alpha = F.relu(video_logits) + 1
+        strength = alpha.sum(dim=-1, keepdim=True)
+        return ((labels - alpha / strength) ** 2).sum(dim=-1).mean()
+    if form != "exp_log":
+        raise ValueError(f"evidential loss form must be one of {EDL_FORMS}, got {form!r}")
+    alpha = exp_evidence(video_logits) + 1
     strength = alpha.sum(dim=-1, keepdim=True)
     uncertainty = num_classes / strength
     inverse = labels / alpha

@@ -4,8 +4,14 @@ Per video: attention-weighted CAS -> video class scores (softmax of the mean of 
 T // 10 snippets); keep classes scoring >= 0.2, else the best one; threshold the
 attention at ``linspace(0.1, 0.9, n)`` (n = 20 DELU, 10 CO2-Net); every run of snippets above a threshold is a
 proposal for every kept class, scored by outer-inner contrast (inner mean - mean over
-margins of 0.25 x length on both sides, + 0.2 x video score).  Optional anchor-free
-proposals come from ``loc_scores`` / ``loc_offsets`` (a localization head).  Gaussian
+margins of 0.25 x length on both sides, + 0.2 x video score).  Anchor-free proposals come
+from ``loc_scores`` / ``loc_offsets`` (a localization head); ``proposal_source`` says which
+are kept: ``auto`` (default) = the head's alone when the model has one (the paper's §3.4:
+at inference "only the prior-guided localization head needs to be executed"), else the
+base method's; ``head``; ``base``; ``merge`` = both, each score replaced by its quantile
+among all proposals of its source on the evaluated split (OIC scores are logit-scale
+differences, head scores sigmoid probabilities: raw, every base proposal would outrank
+every head proposal).  Gaussian
 soft-NMS (sigma 0.3) per (video, class), batched across all groups at once; then segments
 of at most ``min_proposal_length`` snippets are dropped (DELU: 1; CO2-Net: none).  All
 segment arithmetic is in snippets; conversion to seconds uses the data set's
@@ -20,6 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from wtal_common.errors import ConfigError
+
+BASE, HEAD = 0, 1  # Proposals.source
+
 
 @dataclass
 class Proposals:
@@ -29,6 +39,7 @@ class Proposals:
     end: np.ndarray
     score: np.ndarray
     label: np.ndarray  # (N,) int class index
+    source: np.ndarray | None = None  # (N,) BASE (OIC, logit scale) or HEAD (sigmoid); None: all BASE
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -76,18 +87,33 @@ def outer_inner_scores(
     return inner - outer
 
 
+def resolve_proposal_source(config: Any, has_head: bool) -> str:
+    """``proposal_source`` with ``auto`` resolved; ``head``/``merge`` need head outputs."""
+    source = str(getattr(config, "proposal_source", "auto"))
+    if source == "auto":
+        return "head" if has_head else "base"
+    if source not in ("head", "base", "merge"):
+        raise ConfigError(f"config 'proposal_source': {source!r} not in auto|head|base|merge")
+    if source in ("head", "merge") and not has_head:
+        raise ConfigError(f"config 'proposal_source': {source!r} needs a localization head (loc_scores outputs)")
+    return source
+
+
 def video_proposals(
     cas: np.ndarray,
     attention: np.ndarray,
     config: Any,
     loc_scores: np.ndarray | None = None,
     loc_offsets: np.ndarray | None = None,
+    source: str = "merge",
 ) -> Proposals:
-    """All candidate proposals of one video (before soft-NMS).
+    """All candidate proposals of one video (before soft-NMS), raw scores.
 
     ``cas`` (T, C+1) logits, ``attention`` (T,); optional ``loc_scores`` (T, C) in [0, 1]
     and ``loc_offsets`` (T, 2) distances in snippets from each snippet centre to the
-    start and end of its action.
+    start and end of its action.  ``source``: ``base`` (OIC proposals), ``head`` (loc
+    proposals) or ``merge`` (both; scores are *not* comparable yet, see
+    :func:`quantile_normalise`).  The kept classes come from the base CAS in every case.
     """
     cas_supp = cas * attention[:, None]
     scores = video_class_scores(cas_supp, config.video_score_ratio)
@@ -95,7 +121,7 @@ def video_proposals(
     thresholds = np.linspace(0.1, 0.9, config.num_thresholds)
     starts, ends = threshold_runs(attention, thresholds)
     parts = []
-    if len(starts):
+    if len(starts) and source in ("base", "merge"):
         contrast = outer_inner_scores(cas_supp[:, chosen], starts, ends, config.outer_ratio)
         contrast = contrast + config.gamma_oic * scores[chosen][None, :]
         r = len(starts)
@@ -105,9 +131,10 @@ def video_proposals(
                 np.repeat(ends, len(chosen)).astype(np.float64),
                 contrast.reshape(-1),
                 np.tile(chosen, r),
+                np.full(r * len(chosen), BASE),
             )
         )
-    if loc_scores is not None and loc_offsets is not None:
+    if loc_scores is not None and loc_offsets is not None and source in ("head", "merge"):
         length_t = cas.shape[0]
         centre = np.arange(length_t) + 0.5
         for c in chosen:
@@ -118,11 +145,27 @@ def video_proposals(
             st = np.clip(centre[keep] - loc_offsets[keep, 0], 0, length_t)
             en = np.clip(centre[keep] + loc_offsets[keep, 1], 0, length_t)
             ok = en > st
-            parts.append((st[ok], en[ok], s[keep][ok].astype(np.float64), np.full(int(ok.sum()), c)))
+            n_ok = int(ok.sum())
+            parts.append((st[ok], en[ok], s[keep][ok].astype(np.float64), np.full(n_ok, c), np.full(n_ok, HEAD)))
     if not parts:
         empty = np.zeros(0)
-        return Proposals(empty, empty, empty, np.zeros(0, dtype=np.int64))
-    return Proposals(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+        return Proposals(empty, empty, empty, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    return Proposals(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
+
+
+def quantile_normalise(scores: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Each score -> the fraction of its source's scores that are <= it (in (0, 1]).
+
+    Rank normalisation over every proposal of the evaluated split, per source: the order
+    within a source is kept (across videos too, which AP needs), and the two sources are
+    interleaved by quantile instead of by incomparable raw values.  Uses no labels.
+    """
+    out = np.empty_like(scores, dtype=np.float64)
+    for src in np.unique(sources):
+        sel = sources == src
+        ranked = np.sort(scores[sel])
+        out[sel] = np.searchsorted(ranked, scores[sel], side="right") / len(ranked)
+    return out
 
 
 def batched_soft_nms(
@@ -182,9 +225,26 @@ def predictions_from_outputs(
     """
     classes = gt["classes"]
     seconds = float(gt["snippet_seconds"])
+    has_head = bool(outputs) and all(
+        o.get("loc_scores") is not None and o.get("loc_offsets") is not None for o in outputs.values()
+    )
+    source = resolve_proposal_source(config, has_head)
+    per_video = {
+        vid: video_proposals(
+            out["cas"], out["attention"], config, out.get("loc_scores"), out.get("loc_offsets"), source=source
+        )
+        for vid, out in outputs.items()
+    }
+    if source == "merge" and per_video:
+        flat = quantile_normalise(
+            np.concatenate([p.score for p in per_video.values()]),
+            np.concatenate([p.source for p in per_video.values()]),
+        )
+        offset = 0
+        for props in per_video.values():
+            props.score, offset = flat[offset : offset + len(props.score)], offset + len(props.score)
     groups, keys = [], []
-    for vid, out in outputs.items():
-        props = video_proposals(out["cas"], out["attention"], config, out.get("loc_scores"), out.get("loc_offsets"))
+    for vid, props in per_video.items():
         for c in np.unique(props.label):
             sel = props.label == c
             groups.append((props.start[sel], props.end[sel], props.score[sel]))

@@ -42,12 +42,18 @@ def check_plugin_config(config: TrainConfig, text_priors_dir: str | None) -> Non
         resolve_config(config)
 
 
-def load_text_priors(directory: str | None):
+def load_text_priors(directory: str | None, classes: Sequence[str] | None = None):
+    """Text priors with ``tp.classes`` in the data set's label order (``classes``).
+
+    Priors built without ``--ground-truth`` are in sorted class order; loading them with the
+    data set's class list reorders them, and a different class set is a ``ClassOrderError``
+    (exit 2), so KSM query c and CSR sentences of class c always mean label index c.
+    """
     if directory is None:
         return None
     from prior_generation.text_priors import load_text_priors as _load
 
-    return _load(directory)
+    return _load(directory, list(classes) if classes is not None else None)
 
 
 def run_experiment(
@@ -69,7 +75,7 @@ def run_experiment(
     check_plugin_config(config, text_priors_dir)
     accelerator = make_accelerator(device, config.mixed_precision)
     data: LoadedData = load_data(data_dir, accelerator.device)
-    text_priors = load_text_priors(text_priors_dir)
+    text_priors = load_text_priors(text_priors_dir, data.gt["classes"])
     if data.gt.get("synthetic"):
         log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
     per_seed: dict[str, Any] = {}

@@ -7,11 +7,12 @@ the file contract); ``load_text_priors`` reads it for training.
 """
 
 from .build import build_text_priors
-from .config import TextPriorsConfig, TextPriorsError
+from .config import ClassOrderError, TextPriorsConfig, TextPriorsError
 from .load import CompleteItem, TextPriors, load_text_priors
 from .report import compute_report, format_report
 
 __all__ = [
+    "ClassOrderError",
     "CompleteItem",
     "TextPriors",
     "TextPriorsConfig",

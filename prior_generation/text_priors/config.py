@@ -26,6 +26,14 @@ class TextPriorsError(InputError):
     """Bad input or settings; the message names the file, row or setting (exit 2)."""
 
 
+class ClassOrderError(TextPriorsError):
+    """The text priors' classes are not the data set's (exit 2).
+
+    KSM query c and the CSR sentence of class c must describe the data set's class c
+    (label index c); priors built without ``--ground-truth`` are in sorted order.
+    """
+
+
 def _default_pos_weights() -> dict[str, float]:
     # Paper §3.2: masking a third of the words "may lead to a high probability of
     # masking action labeling text".  We make that explicit: verbs (and words of the

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .build import FILES
-from .config import MASK_ID, PAD_ID, START_ID, UNK_ID, TextPriorsError
+from .config import MASK_ID, PAD_ID, START_ID, UNK_ID, ClassOrderError, TextPriorsError
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class TextPriors:
         missing = [c for c in wanted if c not in self._per_class]
         extra = [c for c in stored if c not in set(wanted)]
         if missing or extra:
-            raise TextPriorsError(
+            raise ClassOrderError(
                 f"{self.directory}: classes differ from the data set's: missing {missing}, not in the data set {extra} "
                 f"(rebuild with --ground-truth)"
             )

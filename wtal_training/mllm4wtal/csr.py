@@ -124,13 +124,22 @@ class CompleteSemanticReconstruction(nn.Module):
             words = block(words, word_bias, video, video_bias)
         return {"logits": self.vocab_proj(self.norm(words)), "attention": attention}
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Eq. 17 over the masked positions only (targets are -100 elsewhere)."""
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "sentence_sum") -> torch.Tensor:
+        """Eq. 17 over the masked positions only (targets are -100 elsewhere).
+
+        ``sentence_sum`` (default, the paper's form): the negative log-likelihoods of a
+        sentence's masked words are summed, then averaged over the sentences that have a
+        target, so L_CSR keeps its size relative to lambda2 * MSE in eq. 20 whatever the
+        batch size.  ``word_mean``: the mean over all masked words of the batch (the
+        earlier behaviour; it divides L_CSR by the number of masked words per sentence).
+        """
         if not bool((targets != -100).any()):
             return logits.sum() * 0.0
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            targets.reshape(-1),
-            ignore_index=-100,
-            label_smoothing=self.label_smoothing,
-        )
+        per_word = F.cross_entropy(
+            logits.transpose(1, 2), targets, ignore_index=-100, label_smoothing=self.label_smoothing, reduction="none"
+        )  # (B, m), 0 where ignored
+        targeted = targets != -100
+        if reduction == "word_mean":
+            return per_word.sum() / targeted.sum()
+        has_target = targeted.any(dim=1)
+        return per_word.sum(dim=1)[has_target].mean()

@@ -16,17 +16,25 @@ the base.  By default A_KSM *is* the base method's attention (the paper's eqs. 2
 CO2-Net's embedding and attention), so the distillation shapes the attention that drives
 proposals at inference.
 
+Targets without dropout: every stop-gradient target (psi(A_CSR) in eq. 19, psi(A_KSM) in
+eq. 20) and the localization head's pseudo-labels come from one no-grad pass with the base
+method and the branches in eval mode (:meth:`MLLM4WTALObjective.targets`).  CO2-Net/DELU
+drop out the attention *logit* (p 0.5) before the sigmoid, so in train mode about half of
+the snippets have attention exactly 0.5: as targets they would be noise, and with the 0.5
+pseudo-label threshold they would all become positives.  The gradient side (the terms
+being trained) stays in train mode, as in the base methods.
+
 Schedule: ``phase_schedule = "both"`` runs match then rec in every iteration (Boosting-
 WTAL's order); ``"alternate"`` runs ``phase_period`` iterations of match, then as many of
-rec, and so on.  In the match phase A_CSR of the same batch is computed without gradient;
-in the rec phase A_KSM is the (detached) value from this iteration's match phase, or is
-recomputed without gradient when the match phase did not run.
+rec, and so on.  The targets of an iteration are computed once, before the match phase
+updates anything, and serve both phases.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -68,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "csr_layers": 2,
     "csr_ffn": 1024,
     "csr_label_smoothing": 0.0,
+    "csr_loss_reduction": "sentence_sum",  # eq. 17: "sentence_sum" (sum over masked words) | "word_mean"
+    "csr_mask": "fixed",  # "fixed" (the text-priors stage's mask) | "resample" (a random third per iteration)
     "loc_hidden": 256,
     "loc_threshold": 0.5,
     "phase_schedule": "both",  # "both" | "alternate"
@@ -76,6 +86,16 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 KNOWN_MODULES = set(MLLM4WTAL_MODULES.names())  # registered by .ksm and .csr
+# Per data-set family values of the paper that differ from DEFAULTS (applied before the
+# ``mllm4wtal`` dict, so an explicit value still wins).  ActivityNet1.2: "the learning rate
+# was set to 0.00003" (§4); THUMOS14's 5e-4 is DEFAULTS["lr"].
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {"activitynet": {"lr": 3e-5}}
+CHOICES = {
+    "phase_schedule": ("both", "alternate"),
+    "ksm_attention": ("base", "own"),
+    "csr_loss_reduction": ("sentence_sum", "word_mean"),
+    "csr_mask": ("fixed", "resample"),
+}
 
 
 def _scalar(value: Any) -> torch.Tensor | float:
@@ -107,6 +127,7 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
             cfg[dst] = config[src]
     if isinstance(cfg["k_divisor"], float):
         cfg["k_divisor"] = max(1, int(round(cfg["k_divisor"])))
+    cfg.update(FAMILY_DEFAULTS.get(str(config.get("family") or ""), {}))
     cfg.update(config.get("mllm4wtal", {}) or {})
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
@@ -118,10 +139,9 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     if not set(modules) <= KNOWN_MODULES:
         raise ConfigError(f"config field modules must be a subset of {sorted(KNOWN_MODULES)}, got {modules}")
     cfg["modules"] = modules
-    if cfg["phase_schedule"] not in ("both", "alternate"):
-        raise ConfigError(f"config field phase_schedule must be 'both' or 'alternate', got {cfg['phase_schedule']!r}")
-    if cfg["ksm_attention"] not in ("base", "own"):
-        raise ConfigError(f"config field ksm_attention must be 'base' or 'own', got {cfg['ksm_attention']!r}")
+    for key, allowed in CHOICES.items():
+        if cfg[key] not in allowed:
+            raise ConfigError(f"config field {key} must be one of {list(allowed)}, got {cfg[key]!r}")
     if int(cfg["phase_period"]) < 1 or int(cfg["k_divisor"]) < 1:
         raise ConfigError("config fields phase_period and k_divisor must be >= 1")
     return cfg
@@ -137,6 +157,35 @@ def _embedding_dim(base: BaseMethod, device: torch.device) -> int:
         )
     base.train(was_training)
     return int(out.embeddings.shape[-1])
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
+    """Put ``modules`` in eval mode (no dropout) for the block, then restore each one's mode."""
+    present = [m for m in modules if m is not None]
+    states = [(m, m.training) for m in present]
+    for m in present:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, was_training in states:
+            m.train(was_training)
+
+
+@dataclasses.dataclass
+class Targets:
+    """Stop-gradient targets of one iteration, from the eval-mode (dropout-free) model.
+
+    ``cas`` (B, T, C+1) and ``pseudo_attentions`` (list of (B, T)) build the head's
+    pseudo-labels; ``a_ksm`` is psi(A_KSM) for eq. 20 (the base attention unless KSM has
+    its own head); ``a_csr`` is psi(A_CSR) for eq. 19 (None without CSR).
+    """
+
+    cas: torch.Tensor
+    pseudo_attentions: list[torch.Tensor]
+    a_ksm: torch.Tensor
+    a_csr: torch.Tensor | None
 
 
 class InferenceModel(nn.Module):
@@ -233,7 +282,8 @@ class MLLM4WTALObjective:
         if self.cfg["phase_schedule"] == "both":
             phases = ["match", "rec"]
         else:
-            phases = [("match", "rec")[(iteration // int(self.cfg["phase_period"])) % 2]]
+            # the engine's first iteration is 1: blocks are [1, period], [period + 1, 2 period], ...
+            phases = [("match", "rec")[((iteration - 1) // int(self.cfg["phase_period"])) % 2]]
         return [p for p in phases if p == "match" or self.csr is not None]
 
     def step(self, batch: Batch, iteration: int) -> dict[str, torch.Tensor | float]:
@@ -241,12 +291,12 @@ class MLLM4WTALObjective:
             module.train()
         rng = np.random.default_rng([int(self.cfg["seed"]), int(iteration)])
         logs: dict[str, torch.Tensor | float] = {}
-        a_ksm = None
+        targets = self.targets(batch)  # before any update of this iteration
         for phase in self.phases(iteration):
             if phase == "match":
-                a_ksm, part = self._match_step(batch, iteration, rng)
+                part = self._match_step(batch, iteration, rng, targets)
             else:
-                part = self._rec_step(batch, rng, a_ksm)
+                part = self._rec_step(batch, rng, targets)
             logs.update(part)
         # The engine's non-finite check reads "loss": the sum of the phase losses run.
         logs["loss"] = sum(logs[k] for k in ("match_loss", "rec_loss") if k in logs)
@@ -271,14 +321,32 @@ class MLLM4WTALObjective:
                 torch.nn.utils.clip_grad_norm_(group, clip)
         opt.step()
 
-    def _match_step(self, batch: Batch, iteration: int, rng: np.random.Generator):
+    @torch.no_grad()
+    def targets(self, batch: Batch) -> Targets:
+        """psi(A_KSM), psi(A_CSR) and the pseudo-label inputs from the model without dropout.
+
+        One no-grad pass with the base method and the branches in eval mode; their train
+        flags are restored afterwards, so the gradient side of each phase keeps dropout.
+        """
+        own = self.ksm is not None and self.cfg["ksm_attention"] == "own"
+        with eval_mode(self.base, self.ksm, self.csr):
+            out = self.base(batch.features, batch.mask)
+            a_ksm = self.ksm.attention(out.embeddings, batch.mask) if own else out.attention
+            a_csr = self.csr.attention(batch.features, batch.mask) if self.csr is not None else None
+        pseudo = [out.attention] + ([a_ksm] if own else []) + ([a_csr] if a_csr is not None else [])
+        return Targets(cas=out.cas, pseudo_attentions=pseudo, a_ksm=a_ksm, a_csr=a_csr)
+
+    def _match_step(
+        self, batch: Batch, iteration: int, rng: np.random.Generator, targets: Targets | None = None
+    ) -> dict[str, torch.Tensor | float]:
         cfg = self.cfg
+        if targets is None:
+            targets = self.targets(batch)
         out = self.base(batch.features, batch.mask)
         loss, base_logs = self.base.loss(out, batch, iteration)
         logs = {f"base/{k}": _scalar(v) for k, v in base_logs.items()}
         logs["base_loss"] = loss.detach()
-        attention = out.attention  # the match side of the distillation
-        attentions = [out.attention]
+        attention = out.attention  # the match side of the distillation (with gradient)
         if self.ksm is not None:
             keys = key_query_tokens(self.tp, batch.video_ids, batch.labels, rng, cfg["ksm_text"])
             res = self.ksm(
@@ -292,19 +360,21 @@ class MLLM4WTALObjective:
             loss = loss + l_ksm
             logs["ksm_loss"] = l_ksm.detach()
             attention = res["attention"]
-            if cfg["ksm_attention"] == "own":
-                attentions.append(attention)
-        if self.csr is not None:
-            with torch.no_grad():
-                a_csr = self.csr.attention(batch.features, batch.mask)
-            distill = masked_mse(attention, a_csr.detach(), batch.mask)
+        if targets.a_csr is not None:
+            distill = masked_mse(attention, targets.a_csr, batch.mask)
             loss = loss + cfg["lambda1"] * distill
             logs["distill_match"] = distill.detach()
-            attentions.append(a_csr)
         if self.head is not None:
             logits, offsets = self.head(out.embeddings, batch.mask)
             l_loc, loc_logs = localization_loss(
-                logits, offsets, out.cas, attentions, batch.labels, batch.mask, cfg["loc_threshold"], cfg["k_divisor"]
+                logits,
+                offsets,
+                targets.cas,
+                targets.pseudo_attentions,
+                batch.labels,
+                batch.mask,
+                cfg["loc_threshold"],
+                cfg["k_divisor"],
             )
             loss = loss + cfg["mu1"] * l_loc
             logs.update(loc_logs)
@@ -313,21 +383,21 @@ class MLLM4WTALObjective:
         # a per-iteration host sync.
         self._clip_and_step("match", loss)
         logs["match_loss"] = loss.detach()
-        return attention.detach(), logs
+        return logs
 
-    def _rec_step(self, batch: Batch, rng: np.random.Generator, a_ksm: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _rec_step(
+        self, batch: Batch, rng: np.random.Generator, targets: Targets | None = None
+    ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        words = complete_tokens(self.tp, batch.video_ids, batch.labels, rng, cfg["csr_text"])
+        if targets is None:
+            targets = self.targets(batch)
+        words = complete_tokens(
+            self.tp, batch.video_ids, batch.labels, rng, cfg["csr_text"], resample_mask=cfg["csr_mask"] == "resample"
+        )
         device = batch.features.device
         res = self.csr(batch.features, batch.mask, words.ids.to(device), words.padding.to(device))
-        l_csr = self.csr.loss(res["logits"], words.targets.to(device))
-        if a_ksm is None:  # match phase did not run this iteration: recompute the target
-            with torch.no_grad():
-                out = self.base(batch.features, batch.mask)
-                a_ksm = out.attention
-                if self.ksm is not None and cfg["ksm_attention"] == "own":
-                    a_ksm = self.ksm.attention(out.embeddings, batch.mask)
-        distill = masked_mse(res["attention"], a_ksm.detach(), batch.mask)
+        l_csr = self.csr.loss(res["logits"], words.targets.to(device), cfg["csr_loss_reduction"])
+        distill = masked_mse(res["attention"], targets.a_ksm, batch.mask)
         loss = l_csr + cfg["lambda2"] * distill
         self._clip_and_step("rec", loss)
         return {"csr_loss": l_csr.detach(), "distill_rec": distill.detach(), "rec_loss": loss.detach()}

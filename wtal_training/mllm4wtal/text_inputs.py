@@ -88,6 +88,29 @@ def key_query_tokens(
     return KeyQueryTokens(*_pad(seqs, tp.pad_id))
 
 
+def resampled_mask(item: Any, mask_id: int, unk_id: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(masked input ids, targets) with a fresh random third of the words masked.
+
+    The paper (after [40]) masks "1/3 of the words" at random; Boosting-WTAL redraws the mask
+    on every pass.  k = max(1, round(m / 3)) positions, uniformly without replacement among
+    the words that are not <unk> (an <unk> target teaches nothing; used only if nothing else
+    is left).  Needs the full original ids (``target_ids`` of length m).
+    """
+    original = np.asarray(item.target_ids, dtype=np.int64)
+    m = len(original)
+    if m == 0:
+        return original, original
+    k = max(1, int(round(m / 3)))
+    known = np.flatnonzero(original != unk_id)
+    pool = known if len(known) >= k else np.arange(m)
+    positions = np.sort(rng.choice(pool, size=k, replace=False))
+    inputs = original.copy()
+    inputs[positions] = mask_id
+    targets = np.full(m, -100, dtype=np.int64)
+    targets[positions] = original[positions]
+    return inputs, targets
+
+
 def _item_arrays(item: Any, video_id: str, cls: str, mask_id: int) -> tuple[np.ndarray, np.ndarray]:
     """(masked input ids, targets with -100 off the masked positions); checks the masking."""
     inputs = np.asarray(item.input_ids, dtype=np.int64)
@@ -114,12 +137,19 @@ def _item_arrays(item: Any, video_id: str, cls: str, mask_id: int) -> tuple[np.n
 
 
 def complete_tokens(
-    tp: Any, video_ids: Sequence[str], labels: torch.Tensor, rng: np.random.Generator, text: str = "complete"
+    tp: Any,
+    video_ids: Sequence[str],
+    labels: torch.Tensor,
+    rng: np.random.Generator,
+    text: str = "complete",
+    resample_mask: bool = False,
 ) -> CompleteTokens:
     """One masked complete description per video: a random present class, a random sentence.
 
     ``text == "template"`` uses the fixed "a video of the [CLS]" item (Table 5 ablation).
     A video with no label gets an empty sentence (no reconstruction target).
+    ``resample_mask``: ignore the stored mask and draw a new random third from ``rng``
+    (config ``csr_mask: resample``); otherwise the text-priors stage's mask is used, checked.
     """
     if text not in ("complete", "template"):
         raise TextPriorError(f"config field csr_text must be 'complete' or 'template', got {text!r}")
@@ -134,7 +164,11 @@ def complete_tokens(
         items = [tp.template_complete(name)] if text == "template" else list(tp.complete(vid, name))
         if not items:
             items = [tp.template_complete(name)]
-        x, y = _item_arrays(items[int(rng.integers(len(items)))], vid, name, tp.mask_id)
+        item = items[int(rng.integers(len(items)))]
+        if resample_mask:
+            x, y = resampled_mask(item, tp.mask_id, tp.unk_id, rng)
+        else:
+            x, y = _item_arrays(item, vid, name, tp.mask_id)
         inputs.append(x)
         targets.append(y)
     ids, padding = _pad(inputs, tp.pad_id)

@@ -25,12 +25,15 @@ class DELU(CO2Net):
         "amplitude",
         "rat_atn",
         "uct_guide_order",
+        "edl_form",
     )
 
     def loss(self, output: BaseOutput, batch: Batch, iteration: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         hp = self.hp
         terms, cas_supp = self.base_losses(output, batch)
-        terms["edl"] = hp["alpha_edl"] * losses.evidential_loss(cas_supp, output.attention, batch.labels, hp["rat_atn"])
+        terms["edl"] = hp["alpha_edl"] * losses.evidential_loss(
+            cas_supp, output.attention, batch.labels, hp["rat_atn"], hp["edl_form"]
+        )
         terms["uct_guide"] = hp["alpha_uct_guide"] * losses.uncertainty_guide_loss(
             output.cas,
             cas_supp,
