@@ -34,6 +34,11 @@ the renderer and the describer all read it, so text, video and features tell one
     }
 
 Event times are seconds on the 25 fps frame grid; events tile [0, num_snippets * 0.64).
+
+Video-dependent sets (``thumos14-vd``, a config with ``video_facts``) add the config's
+``video_facts`` section at top level and, per video, ``"facts": {"<Class>": {"performer":
+"woman", "colour": "red", "speed": "fast", "optional": ["wave"], "count": 3}}``; the
+optional phases also appear in ``instances[].phases`` and the events.
 """
 
 from __future__ import annotations
