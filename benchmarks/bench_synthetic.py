@@ -1,11 +1,13 @@
-"""Generation time and sizes of `demo` and `thumos14-synth`, plus the difficulty probes.
+"""Generation time and sizes of `demo`, `thumos14-synth` and `thumos14-vd`, plus the difficulty probes.
 
     python benchmarks/bench_synthetic.py --structure data/thumos14/canonical/ground_truth.json \
-        [--config config/synthetic.yaml] [--workdir /tmp/bench_synth] [--skip-full] [--probe-snippets 15000]
+        [--config config/synthetic.yaml] [--vd-config config/synthetic_vd.yaml] [--workdir /tmp/bench_synth] \
+        [--skip-full] [--skip-vd] [--probe-snippets 15000]
 
 Prints one JSON object per generated set (counts, bytes, seconds), then the oracle
-probes of wtal_data.synthetic.sanity on the full set (or the demo with
---skip-full).  Figures, not a test: the numbers go to docs/benchmarks.md.
+probes of wtal_data.synthetic.sanity on the full set (or the demo with --skip-full) and
+on thumos14-vd (with its per-video fact probes).  Figures, not a test: the numbers go
+to docs/benchmarks.md and docs/synthetic-benchmark.md.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from wtal_data.canonical import FeatureStore, load_ground_truth  # noqa: E402
 from wtal_data.synthetic import generate_dataset, load_config  # noqa: E402
-from wtal_data.synthetic.sanity import probe  # noqa: E402
+from wtal_data.synthetic.sanity import fact_probe, probe  # noqa: E402
 from wtal_data.word_vectors import load_word_vectors  # noqa: E402
 
 
@@ -31,6 +33,8 @@ def main() -> int:
     parser.add_argument("--config", default="config/synthetic.yaml")
     parser.add_argument("--workdir", default=None, help="where to generate (default: a temporary folder)")
     parser.add_argument("--skip-full", action="store_true", help="only the demo size")
+    parser.add_argument("--vd-config", default="config/synthetic_vd.yaml", help="config of thumos14-vd")
+    parser.add_argument("--skip-vd", action="store_true", help="do not generate thumos14-vd")
     parser.add_argument("--probe-snippets", type=int, default=15000, help="snippets per subset for the probes")
     args = parser.parse_args()
 
@@ -45,21 +49,29 @@ def main() -> int:
         print(json.dumps({"size": size, **summary}))
         last = out / "canonical"
 
-    gt = load_ground_truth(last)
-    scripts = json.loads((last / "scripts.json").read_text())
-    words = {e["word"] for rec in scripts["videos"].values() for e in rec["events"]}
-    t0 = time.perf_counter()
-    figures = probe(
-        FeatureStore.open(last),
-        gt,
-        scripts,
-        load_word_vectors(cfg["word_vectors"], restrict_to=words),
-        max_snippets=args.probe_snippets,
-    )
-    figures = {k: round(v, 4) for k, v in figures.items()}
-    print(json.dumps({"probe_on": gt["dataset"], "probe_seconds": round(time.perf_counter() - t0, 2), **figures}))
+    _probe(last, cfg, args.probe_snippets)
+    if not args.skip_vd:
+        vd_cfg = load_config(args.vd_config)
+        summary = generate_dataset(structure, vd_cfg, work / "vd", size="full", videos=False, progress=False)
+        print(json.dumps({"size": "full", "config": args.vd_config, **summary}))
+        _probe(work / "vd" / "canonical", vd_cfg, args.probe_snippets)
     print(f"outputs in {work}")
     return 0
+
+
+def _probe(canonical: Path, cfg: dict, max_snippets: int) -> None:
+    """Print the oracle probes of one generated set (and its fact probes, if it has facts)."""
+    gt = load_ground_truth(canonical)
+    scripts = json.loads((canonical / "scripts.json").read_text())
+    words = {e["word"] for rec in scripts["videos"].values() for e in rec["events"]}
+    store = FeatureStore.open(canonical)
+    t0 = time.perf_counter()
+    figures = probe(
+        store, gt, scripts, load_word_vectors(cfg["word_vectors"], restrict_to=words), max_snippets=max_snippets
+    )
+    figures.update(fact_probe(store, gt, scripts))
+    figures = {k: round(v, 4) for k, v in figures.items()}
+    print(json.dumps({"probe_on": gt["dataset"], "probe_seconds": round(time.perf_counter() - t0, 2), **figures}))
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def build_parser(with_synth: bool = False) -> argparse.ArgumentParser:
     p_extract.set_defaults(handler=run_extract, log_default=lambda a: a.output / "extract.log")
     p_synth = sub.add_parser(
         "synth",
-        help="generate a synthetic data set (thumos14-synth, demo)",
+        help="generate a synthetic data set (thumos14-synth, demo; thumos14-vd with --config config/synthetic_vd.yaml)",
         description="Generate a synthetic data set on a real data set's structure (videos, durations, "
         "segments, classes): features, scripts and, optionally, rendered videos. Generated data, not a "
         "real benchmark.",

@@ -198,11 +198,18 @@ def extraction_inputs(wildcards):
     return {"videos": d["videos"], "rgb_weights": fe["rgb_weights"], "flow_weights": fe["flow_weights"]}
 
 
+def synthetic_config(wildcards):
+    """The generator's config of a synthetic set: its own `synthetic_config`, else the top-level one."""
+    return DATASETS[wildcards.dataset].get("synthetic_config") or config.get(
+        "synthetic_config", "config/synthetic.yaml"
+    )
+
+
 def synth_params(wildcards):
     d = DATASETS[wildcards.dataset]
     return cli_args(
         {
-            "--config": config.get("synthetic_config", "config/synthetic.yaml"),
+            "--config": synthetic_config(wildcards),
             "--size": d["size"],
             "--seed": config.get("synthetic_seed", 0),
         }

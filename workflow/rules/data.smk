@@ -85,7 +85,7 @@ rule synthesize:
     """Generated features (and scripts of what each video shows) for a synthetic set."""
     input:
         structure="data/{dataset}/structure/ground_truth.json",
-        config=config.get("synthetic_config", "config/synthetic.yaml"),
+        config=synthetic_config,
     output:
         gt=canonical("{dataset}", "ground_truth.json"),
         features=canonical("{dataset}", "features.npy"),
@@ -111,7 +111,7 @@ rule synthesize_with_videos:
     """As `synthesize`, plus short mp4 files rendered from each script (the demo)."""
     input:
         structure="data/{dataset}/structure/ground_truth.json",
-        config=config.get("synthetic_config", "config/synthetic.yaml"),
+        config=synthetic_config,
     output:
         gt=canonical("{dataset}", "ground_truth.json"),
         features=canonical("{dataset}", "features.npy"),

@@ -4,7 +4,9 @@ Real THUMOS14 structure (videos, durations, splits, segments, classes); generate
 content in which each class is a script of word-named phases, some shared between
 classes, with class-context background around the actions; features derived from real
 GloVe vectors of those words.  See docs/synthetic-benchmark.md for the reasoning and
-config/synthetic.yaml for the frozen parameters.
+config/synthetic.yaml for the frozen parameters.  ``thumos14-vd`` (config/synthetic_vd.yaml,
+which extends it) adds per-video facts to the features and the descriptions, so that the
+descriptions can only be completed by looking at the video.
 
 CLI (wired by ``python -m wtal_data synth``)::
 
@@ -53,7 +55,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         "--size",
         choices=sorted(DATASET_NAMES),
         default="full",
-        help="full: every video of the structure (thumos14-synth); demo: the shortest videos of each class (config demo.*)",
+        help="full: every video of the structure (thumos14-synth; thumos14-vd with config/synthetic_vd.yaml); "
+        "demo: the shortest videos of each class (config demo.*)",
     )
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the config's)")
     parser.add_argument(

@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 DATASET_NAMES = {"full": "thumos14-synth", "demo": "demo"}
 
 
+def dataset_name(cfg: Mapping[str, Any], size: str) -> str:
+    """The generated set's name: ``dataset_names`` of the config (a second benchmark names its
+    own), else :data:`DATASET_NAMES`.  A size the config does not name is an error."""
+    names = cfg.get("dataset_names") or DATASET_NAMES
+    if size not in names:
+        raise DatasetError(
+            f"--size {size!r}: config {cfg.get('_path', '?')} generates only {sorted(names)} (field dataset_names)"
+        )
+    return str(names[size])
+
+
 def demo_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The generator's config for the demo: narrower features, same signal-to-noise.
 
@@ -130,6 +141,7 @@ def _generate_dataset(
     """Write the synthetic set under ``output``; return a summary (counts, sizes, seconds)."""
     if size not in DATASET_NAMES:
         raise DatasetError(f"--size {size!r}: must be one of {sorted(DATASET_NAMES)}")
+    name = dataset_name(cfg, size)
     seed = int(cfg["seed"] if seed is None else seed)
     videos = (size == "demo") if videos is None else videos
     output = Path(output)
@@ -146,11 +158,11 @@ def _generate_dataset(
     scripted = script_videos(structure, cfg, ids, seed, vectors, progress)
     seconds = {"scripts": time.perf_counter() - started}
 
-    gt = synthetic_ground_truth(structure, cfg, size, seed, ids, scripted.records)
-    scripts_doc = scripts_document(cfg, size, seed, scripted)
+    gt = synthetic_ground_truth(structure, cfg, name, seed, ids, scripted.records)
+    scripts_doc = scripts_document(cfg, name, seed, scripted)
     # A half-regenerated folder must not look complete: drop the old marker first.
     (canonical_dir / "ground_truth.json").unlink(missing_ok=True)
-    write_synthetic_features(canonical_dir, scripted, seed, DATASET_NAMES[size], progress)
+    write_synthetic_features(canonical_dir, scripted, seed, name, progress)
     seconds["features"] = time.perf_counter() - started - seconds["scripts"]
     atomic_write_json(canonical_dir / SCRIPTS_FILE, scripts_doc)
     # ground truth last: its presence marks a complete canonical folder
@@ -158,7 +170,7 @@ def _generate_dataset(
 
     seconds["videos"] = render_videos(scripted.records, ids, output, cfg, progress) if videos else 0.0
     seconds["total"] = time.perf_counter() - started
-    summary = _summary(structure, size, ids, scripted.records, output, videos, seconds)
+    summary = _summary(structure, name, ids, scripted.records, output, videos, seconds)
     log.info("generated %s", summary)
     return summary
 
@@ -182,7 +194,7 @@ def script_videos(
 def synthetic_ground_truth(
     structure: Mapping[str, Any],
     cfg: Mapping[str, Any],
-    size: str,
+    name: str,
     seed: int,
     ids: list[str],
     records: Mapping[str, Any],
@@ -192,8 +204,8 @@ def synthetic_ground_truth(
     snip = cfg["snippet"]
     return {
         "schema_version": structure.get("schema_version", 1),
-        "dataset": DATASET_NAMES[size],
-        "family": dataset_family(structure, f"structure of {DATASET_NAMES[size]}"),  # the real set it copies
+        "dataset": name,
+        "family": dataset_family(structure, f"structure of {name}"),  # the real set it copies
         "synthetic": True,
         "classes": list(structure["classes"]),
         "snippet_seconds": float(snip["frames_per_snippet"]) / float(snip["feature_fps"]),
@@ -221,11 +233,11 @@ def synthetic_ground_truth(
     }
 
 
-def scripts_document(cfg: Mapping[str, Any], size: str, seed: int, scripted: ScriptedVideos) -> dict[str, Any]:
+def scripts_document(cfg: Mapping[str, Any], name: str, seed: int, scripted: ScriptedVideos) -> dict[str, Any]:
     """``scripts.json``: what each video shows (schema in :mod:`.scripts`)."""
-    return {
+    doc = {
         "schema_version": 1,
-        "dataset": DATASET_NAMES[size],
+        "dataset": name,
         "synthetic": True,
         "seed": seed,
         "word_vectors": cfg.get("word_vectors", "glove-6b-50d"),
@@ -234,6 +246,9 @@ def scripts_document(cfg: Mapping[str, Any], size: str, seed: int, scripted: Scr
         "classes": scripted.scripts,
         "videos": scripted.records,
     }
+    if "video_facts" in cfg:
+        doc["video_facts"] = cfg["video_facts"]
+    return doc
 
 
 def write_synthetic_features(
@@ -270,7 +285,7 @@ def render_videos(
 
 def _summary(
     structure: Mapping[str, Any],
-    size: str,
+    name: str,
     ids: list[str],
     records: Mapping[str, Any],
     output: Path,
@@ -281,7 +296,7 @@ def _summary(
     db = structure["database"]
     canonical_dir = output / "canonical"
     return {
-        "dataset": DATASET_NAMES[size],
+        "dataset": name,
         "videos": len(ids),
         "train_videos": sum(db[v]["subset"] == "train" for v in ids),
         "test_videos": sum(db[v]["subset"] == "test" for v in ids),

@@ -47,6 +47,10 @@ def _video_phases(scripts: Mapping[str, Any], video_id: str, class_name: str) ->
     video = scripts.get("videos", {}).get(video_id)
     if video is None:
         return order, list(script["context"])
+    fact = video.get("facts", {}).get(class_name)
+    if fact:  # video-dependent sets: the performer's optional phases come before the key phase
+        key = next(i for i, p in enumerate(script["phases"]) if p["key"])
+        order = order[:key] + list(fact["optional"]) + order[key:]
     seen = {w for inst in video["instances"] if inst["label"] == class_name for w in inst["phases"]}
     context = [
         w
@@ -76,7 +80,9 @@ def describe(
     """The key sentence or complete description of ``class_name`` in ``video_id``.
 
     ``noise``: None keeps ``scripts["describer"]``; a mapping overrides its fields; a
-    number sets both ``omit_prob`` and ``wrong_prob`` to it (0 gives clean text).
+    number sets ``omit_prob`` and ``wrong_prob`` (and, for video-dependent sets, the fact
+    noise ``fact_omit_prob`` and ``fact_wrong_prob``) to it (0 gives clean text).  A
+    ``style: video-dependent`` describer (``thumos14-vd``) writes with :mod:`.describer_vd`.
     """
     if kind not in KINDS:
         raise ValueError(f"describe: kind {kind!r} must be one of {KINDS}")
@@ -86,7 +92,7 @@ def describe(
     if isinstance(noise, (int, float)):
         if not 0.0 <= float(noise) <= 0.5:
             raise ValueError(f"describe: noise {noise!r} must be in [0, 0.5]")
-        noise = {"omit_prob": float(noise), "wrong_prob": float(noise)}
+        noise = {key: float(noise) for key in ("omit_prob", "wrong_prob", "fact_omit_prob", "fact_wrong_prob")}
     params.update(noise or {})
     omit, wrong = float(params.get("omit_prob", 0.0)), float(params.get("wrong_prob", 0.0))
     rng = rng_for(seed, "describe", video_id, class_name, kind)
@@ -104,6 +110,10 @@ def describe(
         return out
 
     phases, context = _video_phases(scripts, video_id, class_name)
+    if params.get("style") == "video-dependent":
+        from .describer_vd import describe_vd
+
+        return describe_vd(scripts, video_id, class_name, kind, seed, params, phases, context, noisy, rng)
     script = {p["word"]: p for p in scripts["classes"][class_name]["phases"]}
     if kind == "key":
         n = int(params.get("key_phases", 2))

@@ -60,6 +60,11 @@ class FeatureModel:
     state_word_weight: np.ndarray  # float32 (S, 2)
     params: Mapping[str, Any]
     frames_per_snippet: int
+    # video-dependent sets: per fact group and word, its (2 * D_m) feature direction; per
+    # class, which state columns are its phases; flow gain of each manner word
+    fact_directions: dict[str, dict[str, np.ndarray]] | None = None
+    class_phase_states: dict[str, np.ndarray] | None = None
+    speed_flow_gain: dict[str, float] | None = None
 
     @classmethod
     def build(
@@ -67,7 +72,8 @@ class FeatureModel:
     ) -> FeatureModel:
         feat = cfg["features"]
         dim = int(feat["dim_per_modality"])
-        words = sorted({w for _, _, w in table.states})
+        facts = cfg.get("video_facts")
+        words = sorted({w for _, _, w in table.states} | (_fact_words(facts) if facts else set()))
         if vectors is None:
             vectors = load_word_vectors(cfg.get("word_vectors", "glove-6b-50d"), restrict_to=words)
         missing = [w for w in words if w not in vectors]
@@ -91,7 +97,15 @@ class FeatureModel:
                     in_word_space = in_word_space + cw * class_vectors[m, class_row[label]]
                 means[s, m * dim : (m + 1) * dim] = projection[m] @ in_word_space
                 word_weight[s, m] = ww
-        return cls(projection, means, word_weight, feat, int(cfg["snippet"]["frames_per_snippet"]))
+        model = cls(projection, means, word_weight, feat, int(cfg["snippet"]["frames_per_snippet"]))
+        if facts:
+            model.fact_directions = _fact_directions(facts, vectors, projection)
+            model.class_phase_states = {
+                c: np.array([s for s, (kind, label, _) in enumerate(table.states) if kind == "phase" and label == c])
+                for c in classes
+            }
+            model.speed_flow_gain = {w: float(g) for w, g in facts["speed"].get("flow_gain", {}).items()}
+        return model
 
     @property
     def dim(self) -> int:
@@ -117,6 +131,8 @@ class FeatureModel:
         W = self.snippet_weights(tl)
         T, dim = W.shape[0], self.state_means.shape[1] // 2
         x = W @ self.state_means
+        if tl.facts:
+            x += self.fact_signal(W, tl.facts)
         word_scale = W @ self.state_word_weight  # (T, 2)
         d_word = self.projection.shape[2]
         for m in range(2):
@@ -126,3 +142,55 @@ class FeatureModel:
         x += float(p["feature_noise_std"]) * _ar1(rng, T, 2 * dim, float(p["feature_noise_rho"]))
         x += float(p["video_offset_std"]) * rng.standard_normal(2 * dim, dtype=np.float32)
         return x.astype(np.float32, copy=False)
+
+    def fact_signal(self, W: np.ndarray, facts: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
+        """(T, 2 * D_m): what the performer adds while performing (video-dependent sets).
+
+        During a class's phases (weighted by their share of each snippet, so boundaries
+        blend), RGB shows the performer's look (``performer`` and ``colour`` directions) and
+        flow the manner (``speed`` direction, and the phases' flow signal scaled by the
+        manner's gain: a fast performer moves more).
+        """
+        dim = self.state_means.shape[1] // 2
+        out = np.zeros((W.shape[0], 2 * dim), np.float32)
+        for label, fact in facts.items():
+            cols = self.class_phase_states[label]
+            share = W[:, cols].sum(1, keepdims=True)
+            look = sum(self.fact_directions[g][fact[g]] for g in ("performer", "colour", "speed"))
+            out += share * look
+            gain = self.speed_flow_gain.get(fact["speed"], 1.0) - 1.0
+            if gain:
+                out[:, dim:] += gain * (W[:, cols] @ self.state_means[cols, dim:])
+        return out
+
+
+def _fact_words(facts: Mapping[str, Any]) -> set[str]:
+    return {w for g in ("performer", "colour", "speed") for w in facts[g]["words"]} | set(
+        facts["optional_phases"]["words"]
+    )
+
+
+def _fact_directions(facts: Mapping[str, Any], vectors, projection: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per fact group, each word's feature direction: its GloVe vector minus the group's mean,
+    unit norm in word space, times the group's weight, projected into the modality it shows in.
+
+    Centring removes what the words of a group share ("a colour"), so the direction says
+    *which* colour and adds no group-wide offset to every action snippet.
+    """
+    dim = projection.shape[1]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for group in ("performer", "colour", "speed"):
+        spec = facts[group]
+        words = list(spec["words"])
+        unit = np.stack([vectors.get(w) / np.linalg.norm(vectors.get(w)) for w in words]).astype(np.float32)
+        centred = unit - unit.mean(0)
+        centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+        out[group] = {}
+        for w, d in zip(words, centred):
+            vec = np.zeros(2 * dim, np.float32)
+            for m, modality in enumerate(MODALITIES):
+                weight = float(spec["weight"].get(modality, 0.0))
+                if weight:
+                    vec[m * dim : (m + 1) * dim] = projection[m] @ (weight * d)
+            out[group][w] = vec
+    return out

@@ -125,3 +125,54 @@ def probe(
         out["word_retrieval_acc_phase"] = float(hit[phase].mean())
         out["word_chance"] = 1.0 / len(words)
     return out
+
+
+def fact_probe(
+    store: FeatureStore, gt: Mapping[str, Any], scripts: Mapping[str, Any], lam: float = 1.0
+) -> dict[str, float]:
+    """Oracle ceilings of the per-video facts of a video-dependent set (``thumos14-vd``).
+
+    Per (video, class), the features of the class's phase snippets (read from the script,
+    which no method sees) are averaged, and a ridge one-vs-all classifier fitted on train
+    videos predicts each fact group (performer, colour, speed) on test videos.  Optional
+    phases: a snippet-level classifier over the optional-phase words, on the snippets that
+    show one.  Chance is 1 / (words in the group).
+    """
+    spec = scripts.get("video_facts")
+    if not spec:
+        return {}
+    labels = snippet_labels(scripts, float(gt["snippet_seconds"]))
+    groups = ("performer", "colour", "speed")
+    optional = list(spec["optional_phases"]["words"])
+    pooled: dict[str, list] = {"train": [], "test": []}
+    snippets: dict[str, list] = {"train": [], "test": []}
+    for vid in sorted(labels):
+        subset = gt["database"][vid]["subset"]
+        feats = np.asarray(store[vid])
+        for label, fact in scripts["videos"][vid].get("facts", {}).items():
+            rows = [t for t, e in enumerate(labels[vid]) if e["kind"] == "phase" and e["label"] == label]
+            if rows:
+                pooled[subset].append((feats[rows].mean(0), fact))
+        for t, e in enumerate(labels[vid]):
+            if e["kind"] == "phase" and e["word"] in optional:
+                snippets[subset].append((feats[t], optional.index(e["word"])))
+    out: dict[str, float] = {}
+    Xtr = np.stack([x for x, _ in pooled["train"]])
+    Xte = np.stack([x for x, _ in pooled["test"]])
+    for g in groups:
+        words = list(spec[g]["words"])
+        ytr = np.array([words.index(f[g]) for _, f in pooled["train"]])
+        yte = np.array([words.index(f[g]) for _, f in pooled["test"]])
+        W, b = _ridge(Xtr, np.eye(len(words))[ytr], lam=lam)
+        out[f"fact_acc_{g}"] = float((np.argmax(Xte @ W + b, 1) == yte).mean())
+        out[f"fact_chance_{g}"] = 1.0 / len(words)
+    if snippets["train"] and snippets["test"]:
+        Str = np.stack([x for x, _ in snippets["train"]])
+        Ste = np.stack([x for x, _ in snippets["test"]])
+        ytr = np.array([y for _, y in snippets["train"]])
+        yte = np.array([y for _, y in snippets["test"]])
+        W, b = _ridge(Str, np.eye(len(optional))[ytr], lam=lam)
+        out["optional_phase_snippet_acc"] = float((np.argmax(Ste @ W + b, 1) == yte).mean())
+        out["optional_phase_chance"] = 1.0 / len(optional)
+    out["fact_pairs_train"], out["fact_pairs_test"] = float(len(Xtr)), float(len(Xte))
+    return out

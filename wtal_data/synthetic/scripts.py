@@ -34,6 +34,11 @@ the renderer and the describer all read it, so text, video and features tell one
     }
 
 Event times are seconds on the 25 fps frame grid; events tile [0, num_snippets * 0.64).
+
+Video-dependent sets (``thumos14-vd``, a config with ``video_facts``) add the config's
+``video_facts`` section at top level and, per video, ``"facts": {"<Class>": {"performer":
+"woman", "colour": "red", "speed": "fast", "optional": ["wave"], "count": 3}}``; the
+optional phases also appear in ``instances[].phases`` and the events.
 """
 
 from __future__ import annotations
@@ -66,14 +71,7 @@ class SynthConfigError(DatasetError, ConfigError):
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read ``config/synthetic.yaml`` and check the fields the generator needs."""
     path = Path(path)
-    if not path.exists():
-        raise SynthConfigError(f"{path}: synthetic config not found")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SynthConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(cfg, dict):
-        raise SynthConfigError(f"{path}: expected a mapping at top level")
+    cfg = _read_with_base(path, seen=())
     for key in ("seed", "snippet", "features", "structure", "demo", "describer", "classes", "background_words"):
         if key not in cfg:
             raise SynthConfigError(f"{path}: missing field '{key}'")
@@ -88,8 +86,61 @@ def load_config(path: str | Path) -> dict[str, Any]:
             raise SynthConfigError(f"{path}: classes.{name}: at least one phase must be 'key: true'")
         if not script.get("context"):
             raise SynthConfigError(f"{path}: classes.{name}: needs a non-empty 'context' list")
+    if "video_facts" in cfg:
+        check_video_facts(cfg["video_facts"], path)
     cfg["_path"] = str(path)
     return cfg
+
+
+def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """One YAML mapping; with ``extends: FILE`` (relative to it), that file's settings under its own.
+
+    A second benchmark shares the frozen class scripts and most settings of the first, so
+    its config names only what differs.  Mappings merge key by key; other values replace.
+    """
+    if not path.exists():
+        raise SynthConfigError(f"{path}: synthetic config not found")
+    if path.resolve() in seen:
+        raise SynthConfigError(f"{path}: 'extends' loops back to itself")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SynthConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise SynthConfigError(f"{path}: expected a mapping at top level")
+    base = cfg.pop("extends", None)
+    if base is None:
+        return cfg
+    return _merge(_read_with_base(path.parent / str(base), (*seen, path.resolve())), cfg)
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+FACT_GROUPS = ("performer", "colour", "speed")
+
+
+def check_video_facts(facts: Any, path: Path) -> None:
+    """The ``video_facts`` section of a video-dependent config (see config/synthetic_vd.yaml)."""
+    if not isinstance(facts, dict):
+        raise SynthConfigError(f"{path}: video_facts: expected a mapping")
+    for group in FACT_GROUPS:
+        spec = facts.get(group)
+        if not isinstance(spec, dict) or not spec.get("words") or len(spec["words"]) < 2:
+            raise SynthConfigError(f"{path}: video_facts.{group}: needs a 'words' list of at least 2 words")
+    optional = facts.get("optional_phases")
+    if not isinstance(optional, dict) or not optional.get("words"):
+        raise SynthConfigError(f"{path}: video_facts.optional_phases: needs a 'words' list")
+    probs = optional.get("count_probs")
+    if not probs or abs(sum(probs) - 1.0) > 1e-6 or len(probs) > len(optional["words"]) + 1:
+        raise SynthConfigError(
+            f"{path}: video_facts.optional_phases.count_probs: probabilities of 0, 1, ... optional phases, "
+            f"summing to 1, at most len(words) + 1 entries"
+        )
 
 
 def stable_seed(*parts: Any) -> int:
@@ -131,6 +182,9 @@ def class_scripts(cfg: Mapping[str, Any], classes: list[str]) -> dict[str, Any]:
             ],
             "context": list(script["context"]),
         }
+        if "video_facts" in cfg:
+            # optional phases a performer may add (not class-specific, so text cannot infer them)
+            out[name]["optional"] = list(cfg["video_facts"]["optional_phases"]["words"])
     return out
 
 
@@ -149,6 +203,7 @@ class StateTable:
         for name, script in scripts.items():
             states += [("context", name, w) for w in script["context"]]
             states += [("phase", name, p["word"]) for p in script["phases"]]
+            states += [("phase", name, w) for w in script.get("optional", [])]
         return cls(states)
 
     def __len__(self) -> int:
@@ -162,6 +217,7 @@ class Timeline:
     state: np.ndarray  # int32 (F,)
     amplitude: np.ndarray  # float32 (F,)
     instance: np.ndarray  # int32 (F,), -1 outside phases
+    facts: dict[str, Any] | None = None  # per class: what the performer looks like (video-dependent sets)
 
 
 def _paint(timeline: Timeline, start: float, end: float, fps: float, state: int, amp: float, inst: int) -> None:
@@ -220,9 +276,12 @@ def build_video(
     # 3. phases inside every ground-truth segment
     instances = []
     conc = float(structure["phase_duration_concentration"])
+    facts = draw_video_facts(video_id, annotations, cfg, seed) if "video_facts" in cfg else None
     for i, ann in enumerate(annotations):
         label, (s, e) = ann["label"], (float(ann["segment"][0]), float(ann["segment"][1]))
         phases = [p for p in scripts[label]["phases"] if p["key"] or rng.random() >= structure["skip_phase_prob"]]
+        if facts is not None:
+            phases = with_video_facts(phases, facts[label], cfg["video_facts"])
         weights = np.array([p["weight"] for p in phases], np.float64)
         shares = rng.dirichlet(conc * weights / weights.sum() * len(weights))
         amp = float(np.exp(amp_sigma * rng.standard_normal()))
@@ -241,7 +300,51 @@ def build_video(
         "instances": instances,
         "events": _events(tl, table, fps),
     }
+    if facts is not None:
+        record["facts"] = facts
+        tl.facts = facts
     return record, tl
+
+
+def draw_video_facts(
+    video_id: str, annotations: list[Mapping[str, Any]], cfg: Mapping[str, Any], seed: int
+) -> dict[str, dict[str, Any]]:
+    """Per class of the video: who performs it and how (video-dependent sets only).
+
+    Drawn from a generator of its own, so the rest of the script is drawn as in the set
+    without facts.  ``count`` is the number of ground-truth instances of the class (the
+    real structure's repetitions).  Every instance of a class shows the same facts: one
+    performer, one manner, one habit of optional phases per video.
+    """
+    spec = cfg["video_facts"]
+    rng = rng_for(seed, "facts", video_id)
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted({a["label"] for a in annotations}):
+        fact: dict[str, Any] = {g: spec[g]["words"][rng.integers(len(spec[g]["words"]))] for g in FACT_GROUPS}
+        optional = spec["optional_phases"]
+        k = int(rng.choice(len(optional["count_probs"]), p=optional["count_probs"]))
+        fact["optional"] = [optional["words"][j] for j in rng.permutation(len(optional["words"]))[:k]]
+        fact["count"] = sum(a["label"] == label for a in annotations)
+        out[label] = fact
+    return out
+
+
+def with_video_facts(
+    phases: list[Mapping[str, Any]], fact: Mapping[str, Any], spec: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """An instance's phases with the performer's optional phases (in their order) before the key
+    phase, and the key phase's relative duration scaled by the manner (fast: a short key phase)."""
+    factor = float(spec["speed"].get("key_duration_factor", {}).get(fact["speed"], 1.0))
+    weight = float(spec["optional_phases"]["weight"])
+    out: list[Mapping[str, Any]] = []
+    inserted = False
+    for p in phases:
+        if p["key"] and not inserted:
+            out += [{"word": w, "weight": weight, "key": False} for w in fact["optional"]]
+            p = {**p, "weight": float(p["weight"]) * factor}
+            inserted = True
+        out.append(p)
+    return out
 
 
 def _events(tl: Timeline, table: StateTable, fps: float) -> list[dict[str, Any]]:

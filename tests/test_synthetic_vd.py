@@ -1,0 +1,212 @@
+"""`thumos14-vd`: per-video facts, drawn from the script, in the features and (noisily) in the text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_synthetic import CLASSES, make_structure
+from wtal_data.canonical import DatasetError, FeatureStore, load_ground_truth
+from wtal_data.synthetic import describe, generate_dataset, load_config
+from wtal_data.synthetic.generate import FeatureModel
+from wtal_data.synthetic.scripts import StateTable, SynthConfigError, Timeline, class_scripts, event_at
+
+ROOT = Path(__file__).resolve().parents[1]
+VD_CONFIG = ROOT / "config" / "synthetic_vd.yaml"
+
+
+@pytest.fixture(scope="module")
+def vd_cfg():
+    return load_config(VD_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def structure():
+    return make_structure(n_per_class=5)
+
+
+@pytest.fixture(scope="module")
+def vd(tmp_path_factory, vd_cfg, structure):
+    out = tmp_path_factory.mktemp("vd")
+    generate_dataset(structure, vd_cfg, out, size="full", seed=0, videos=False, progress=False)
+    return out / "canonical", json.loads((out / "canonical" / "scripts.json").read_text())
+
+
+def test_config_extends_the_frozen_one_and_names_its_own_set(vd_cfg, tmp_path):
+    base = load_config(ROOT / "config" / "synthetic.yaml")
+    assert vd_cfg["classes"] == base["classes"] and vd_cfg["background_words"] == base["background_words"]
+    assert vd_cfg["features"]["dim_per_modality"] == 128 and vd_cfg["features"]["word_noise_std"] == 0.35
+    assert vd_cfg["describer"]["omit_prob"] == base["describer"]["omit_prob"]
+    assert vd_cfg["dataset_names"] == {"full": "thumos14-vd"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"extends: {VD_CONFIG}\nvideo_facts: {{performer: {{words: [man]}}}}\n")
+    with pytest.raises(SynthConfigError, match="video_facts.performer"):
+        load_config(bad)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("extends: loop.yaml\n")
+    with pytest.raises(SynthConfigError, match="loops"):
+        load_config(loop)
+
+
+def test_named_synthetic_and_no_demo_size(vd, vd_cfg, structure, tmp_path):
+    canonical, scripts = vd
+    gt = load_ground_truth(canonical)
+    assert gt["dataset"] == scripts["dataset"] == "thumos14-vd" and gt["synthetic"] is True
+    assert gt["family"] == "thumos14" and "synthetic_vd.yaml" in gt["source"]
+    assert FeatureStore.open(canonical).feature_dim == 256
+    with pytest.raises(DatasetError, match="dataset_names"):
+        generate_dataset(structure, vd_cfg, tmp_path / "d", size="demo", videos=False, progress=False)
+
+
+def test_facts_drawn_per_video_and_shown_in_the_script(vd, vd_cfg):
+    _, scripts = vd
+    spec = vd_cfg["video_facts"]
+    performers = set()
+    for rec in scripts["videos"].values():
+        assert set(rec["facts"]) == {i["label"] for i in rec["instances"]}
+        for label, fact in rec["facts"].items():
+            performers.add(fact["performer"])
+            assert fact["colour"] in spec["colour"]["words"] and fact["speed"] in spec["speed"]["words"]
+            assert fact["count"] == sum(i["label"] == label for i in rec["instances"])
+            for inst in (i for i in rec["instances"] if i["label"] == label):
+                opt = [w for w in inst["phases"] if w in spec["optional_phases"]["words"]]
+                assert opt == fact["optional"]  # every instance, in the drawn order
+                key = next(p["word"] for p in scripts["classes"][label]["phases"] if p["key"])
+                if opt:  # before the key phase
+                    assert inst["phases"].index(opt[-1]) + 1 == inst["phases"].index(key)
+    assert len(performers) > 1
+
+
+def test_same_seed_same_bytes(vd, vd_cfg, structure, tmp_path):
+    canonical, _ = vd
+    generate_dataset(structure, vd_cfg, tmp_path / "a", size="full", seed=0, videos=False, progress=False)
+    for name in ("features.npy", "scripts.json"):
+        assert (tmp_path / "a" / "canonical" / name).read_bytes() == (canonical / name).read_bytes()
+
+
+def test_features_carry_each_fact_during_its_instances(vd_cfg):
+    """Hand-checked rendering: the fact signal is the facts' directions, weighted by the share of
+    the class's phases in each snippet (0 outside), plus the manner's extra flow gain."""
+    scripts = class_scripts(vd_cfg, CLASSES)
+    table = StateTable.build(scripts, vd_cfg["background_words"])
+    model = FeatureModel.build(vd_cfg, table, CLASSES, 0)
+    fps = model.frames_per_snippet
+    state = np.full(4 * fps, table.index[("background", None, "crowd")], np.int32)
+    run = table.index[("phase", "HighJump", "run")]
+    state[fps : 2 * fps + fps // 2] = run  # snippet 1 all phase, snippet 2 half
+    tl = Timeline(state, np.ones_like(state, np.float32), np.full_like(state, -1))
+    fact = {"performer": "woman", "colour": "red", "speed": "fast", "optional": [], "count": 1}
+    W = model.snippet_weights(tl)
+    got = model.fact_signal(W, {"HighJump": fact})
+    share = W[:, run]
+    dirs = model.fact_directions
+    look = dirs["performer"]["woman"] + dirs["colour"]["red"] + dirs["speed"]["fast"]
+    dim = model.dim // 2
+    want = share[:, None] * look
+    want[:, dim:] += 0.25 * share[:, None] * model.state_means[run, dim:]  # flow gain 1.25
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert share[0] < share[2] < share[1] and share[3] < share[2]
+    # RGB carries the look only, flow the manner only (config weights)
+    assert np.abs(dirs["colour"]["red"][dim:]).max() == 0 and np.abs(dirs["speed"]["fast"][:dim]).max() == 0
+    # directions are centred within a group: with two words, one is the other's negative
+    np.testing.assert_allclose(dirs["speed"]["fast"], -dirs["speed"]["slow"], atol=1e-5)
+
+
+def test_facts_are_readable_from_the_generated_features(vd):
+    """Instance snippets of red performers project more on the red direction than others' do."""
+    canonical, scripts = vd
+    cfg = load_config(VD_CONFIG)
+    table = StateTable.build(class_scripts(cfg, CLASSES), cfg["background_words"])
+    dirs = FeatureModel.build(cfg, table, CLASSES, 0).fact_directions
+    store = FeatureStore.open(canonical)
+    for group, dim_slice in (("performer", slice(0, 128)), ("speed", slice(128, 256))):
+        hits = total = 0
+        words = list(dirs[group])
+        D = np.stack([dirs[group][w][dim_slice] for w in words])
+        for vid, rec in scripts["videos"].items():
+            x = np.asarray(store[vid])
+            for label, fact in rec["facts"].items():
+                rows = [
+                    t
+                    for t in range(rec["num_snippets"])
+                    if (e := event_at(rec["events"], (t + 0.5) * 0.64))["kind"] == "phase" and e["label"] == label
+                ]
+                if rows:
+                    m = x[rows, dim_slice].mean(0)
+                    hits += words[int(np.argmax(D @ m))] == fact[group]
+                    total += 1
+        assert hits / total > 1.5 / len(words), group  # far above chance, not necessarily clean
+
+
+def test_descriptions_state_facts_at_the_configured_rates(vd, vd_cfg):
+    _, scripts = vd
+    syn = vd_cfg["describer"]["synonyms"]
+    performer_words = {w: set(syn[w]) for w in vd_cfg["video_facts"]["performer"]["words"]}
+    said = right = n = 0
+    texts = set()
+    for vid, rec in scripts["videos"].items():
+        for label, fact in rec["facts"].items():
+            for seed in range(4):
+                text = describe(scripts, vid, label, "complete", seed)
+                assert text == describe(scripts, vid, label, "complete", seed)  # deterministic
+                texts.add(text)
+                words = set(text.replace(".", " ").replace(",", " ").split())
+                mentioned = [p for p, forms in performer_words.items() if forms & words]
+                n += 1
+                said += bool(mentioned)
+                right += mentioned == [fact["performer"]]
+    p_omit, p_wrong = vd_cfg["describer"]["fact_omit_prob"], vd_cfg["describer"]["fact_wrong_prob"]
+    assert said / n == pytest.approx(1 - p_omit, abs=0.08)
+    assert right / n == pytest.approx(1 - p_omit - p_wrong, abs=0.08)
+    assert len({len(t.split()) for t in texts}) > 10  # varying length
+    # clean text says every fact, with a paraphrase of the true word; optional phases in order
+    vid, rec = next((v, r) for v, r in scripts["videos"].items() if any(f["optional"] for f in r["facts"].values()))
+    label, fact = next((lab, f) for lab, f in rec["facts"].items() if f["optional"])
+    clean = describe(scripts, vid, label, "complete", 0, noise=0.0)
+    words = clean.replace(".", " ").replace(",", " ").split()
+    assert set(syn[fact["performer"]]) & set(words) and set(syn[fact["colour"]]) & set(words)
+    speed_forms = set(syn[fact["speed"]]) | set(vd_cfg["describer"]["adverbs"][fact["speed"]])
+    assert speed_forms & set(words)
+    assert [w for w in words if w in fact["optional"]] == fact["optional"]
+
+
+def test_key_sentences_vary_in_wording(vd):
+    _, scripts = vd
+    vid = next(iter(scripts["videos"]))
+    label = scripts["videos"][vid]["labels"][0]
+    keys = {describe(scripts, vid, label, "key", seed) for seed in range(20)}
+    assert len(keys) >= 5 and all(k.count(".") == 1 for k in keys)
+
+
+def test_fact_words_are_known_to_glove(vd_cfg):
+    from wtal_data.synthetic.describer_vd import COUNT_MANY, COUNT_ONCE, NUMBER_WORDS
+    from wtal_data.word_vectors import load_word_vectors
+
+    d = vd_cfg["describer"]
+    words = {w for forms in d["synonyms"].values() for w in forms} | {w for f in d["adverbs"].values() for w in f}
+    words |= set(vd_cfg["video_facts"]["optional_phases"]["words"]) | set(NUMBER_WORDS)
+    words |= {w.strip(".").lower() for s in COUNT_ONCE + COUNT_MANY for w in s.split()}
+    vectors = load_word_vectors("glove-6b-50d", restrict_to=words)
+    assert sorted(w for w in words if w not in vectors) == []
+
+
+# sha256 of features.npy for tests.test_synthetic.make_structure() (seed 0), taken with the
+# generator before thumos14-vd existed: adding the second benchmark changed no byte of the first.
+OLD_FEATURES_SHA256 = {
+    "full": "6a70f31507b26b74a2cd125b0ffed80ccf83557f5f36b65d51e82e044547b5e6",
+    "demo": "19b692e5a95e676a56d24c0715ffad8fb91514c018f9aae95e02996d0a1659a0",
+}
+
+
+@pytest.mark.parametrize("size", sorted(OLD_FEATURES_SHA256))
+def test_thumos14_synth_and_demo_unchanged(tmp_path, size):
+    import hashlib
+
+    cfg = load_config(ROOT / "config" / "synthetic.yaml")
+    generate_dataset(make_structure(), cfg, tmp_path, size=size, seed=0, videos=False, progress=False)
+    digest = hashlib.sha256((tmp_path / "canonical" / "features.npy").read_bytes()).hexdigest()
+    assert digest == OLD_FEATURES_SHA256[size]
+    assert "video_facts" not in json.loads((tmp_path / "canonical" / "scripts.json").read_text())
