@@ -26,7 +26,7 @@ rule ingest_real:
     shell:
         "python -m wtal_data ingest --format {params.fmt} --dataset {wildcards.dataset}"
         " --annotations {input.annotations:q} --features {input.features:q}"
-        " --output {params.outdir} --log {log}"
+        " --output {params.outdir} --log {log} 2>> {log}"
 
 
 rule ingest_structure:
@@ -50,14 +50,14 @@ rule ingest_structure:
         outdir=lambda wc, output: str(Path(output.gt).parent),
     shell:
         "python -m wtal_data ingest --format {params.fmt} --dataset {params.structure}"
-        " --annotations {input.annotations:q} --no-features --output {params.outdir} --log {log}"
+        " --annotations {input.annotations:q} --no-features --output {params.outdir} --log {log} 2>> {log}"
 
 
 rule synthesize:
     """Generated features (and scripts of what each video shows) for a synthetic set."""
     input:
         structure="data/{dataset}/structure/ground_truth.json",
-        config=config.get("synthetic_config", "config/synthetic.yaml"),
+        config=config["synthetic_config"],
     output:
         gt=canonical("{dataset}", "ground_truth.json"),
         features=canonical("{dataset}", "features.npy"),
@@ -65,6 +65,8 @@ rule synthesize:
         scripts=canonical("{dataset}", "scripts.json"),
     log:
         "logs/data/{dataset}/synth.log",
+    benchmark:
+        "logs/benchmarks/data/{dataset}/synth.tsv"
     wildcard_constraints:
         dataset=_alternatives(SYNTH_NO_VIDEOS),
     conda:
@@ -76,14 +78,15 @@ rule synthesize:
         args=synth_params,
         outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     shell:
-        "python -m wtal_data synth {params.args} --structure {input.structure}" " --output {params.outdir} --log {log}"
+        "python -m wtal_data synth {params.args} --structure {input.structure}"
+        " --output {params.outdir} --log {log} 2>> {log}"
 
 
 rule synthesize_with_videos:
     """As `synthesize`, plus short mp4 files rendered from each script (the demo)."""
     input:
         structure="data/{dataset}/structure/ground_truth.json",
-        config=config.get("synthetic_config", "config/synthetic.yaml"),
+        config=config["synthetic_config"],
     output:
         gt=canonical("{dataset}", "ground_truth.json"),
         features=canonical("{dataset}", "features.npy"),
@@ -92,6 +95,8 @@ rule synthesize_with_videos:
         videos=directory("data/{dataset}/videos"),
     log:
         "logs/data/{dataset}/synth.log",
+    benchmark:
+        "logs/benchmarks/data/{dataset}/synth.tsv"
     wildcard_constraints:
         dataset=_alternatives(SYNTH_WITH_VIDEOS),
     conda:
@@ -104,11 +109,12 @@ rule synthesize_with_videos:
         outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     shell:
         "python -m wtal_data synth {params.args} --structure {input.structure}"
-        " --output {params.outdir} --videos --log {log}"
+        " --output {params.outdir} --videos --log {log} 2>> {log}"
 
 
 rule check_videos:
-    """Real videos are user-provided: fail early, listing every missing file and its place."""
+    """Real videos are user-provided: open each one's header now and list every missing,
+    empty or unreadable file with its path, before the MLLM starts."""
     input:
         gt=canonical("{dataset}", "ground_truth.json"),
     output:
@@ -118,7 +124,7 @@ rule check_videos:
     wildcard_constraints:
         dataset=_alternatives(REAL),
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/priors.yaml"
     params:
         videos=lambda wc: DATASETS[wc.dataset]["videos"],
         subset="train",
