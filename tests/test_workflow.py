@@ -236,3 +236,51 @@ def test_conda_envs_agree_with_pyproject():
     rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
     for env in envs:
         assert f"envs/{env.name}" in rules, env.name
+
+
+def _tiny_mp4(path):
+    """A real 8-frame H.264 file (imageio-ffmpeg's bundled ffmpeg)."""
+    import imageio_ffmpeg
+    import numpy as np
+
+    writer = imageio_ffmpeg.write_frames(str(path), (32, 32), fps=8, macro_block_size=1)
+    writer.send(None)
+    for i in range(8):
+        writer.send(np.full((32, 32, 3), 30 * i, dtype=np.uint8))
+    writer.close()
+
+
+def test_check_videos_opens_each_file_and_lists_every_bad_one(tmp_path):
+    """A 0-byte or non-video file fails the check (not hours later on a GPU node), and all
+    bad files are listed at once, in the rule's log."""
+    root = scratch_copy(tmp_path)
+    target = "results/checks/thumos14/videos.json"
+    (root / "data/thumos14/raw/Thumos14reduced-I3D-JOINTFeatures.npy").touch()
+    gt = root / "data/thumos14/canonical/ground_truth.json"
+    gt.parent.mkdir(parents=True)
+    ids = ["v_good", "v_empty", "v_text", "v_missing"]
+    gt.write_text(json.dumps({"database": {v: {"subset": "train"} for v in ids} | {"v_test": {"subset": "test"}}}))
+    fake_outputs(root, target)  # ingest_real recorded as done; gt keeps its content
+    (root / target).unlink()
+    videos = root / "data/thumos14/videos"
+    videos.mkdir(parents=True)
+    _tiny_mp4(videos / "v_good.mp4")
+    (videos / "v_empty.mp4").touch()
+    (videos / "v_text.mp4").write_text("not a video\n")
+
+    proc = run(root, "--cores", "1", target, check=False)
+    assert proc.returncode != 0
+    log = (root / "logs/data/thumos14/check_videos.log").read_text()
+    assert "3 of 4 train videos cannot be read" in log
+    assert "data/thumos14/videos/v_empty.mp4: empty file (0 bytes)" in log
+    assert "data/thumos14/videos/v_text.mp4: not a readable video" in log
+    assert "data/thumos14/videos/v_missing.mp4: missing" in log
+    assert "v_good" not in log and "v_test" not in log
+    assert "v_text.mp4" in proc.stdout  # show-failed-logs prints it too
+
+    (videos / "v_empty.mp4").unlink()
+    (videos / "v_text.mp4").unlink()
+    for v in ("v_empty", "v_text", "v_missing"):
+        _tiny_mp4(videos / f"{v}.mp4")
+    run(root, "--cores", "1", target)
+    assert json.loads((root / target).read_text())["checked"] == 4
