@@ -26,7 +26,7 @@ rule ingest_real:
     shell:
         "python -m wtal_data ingest --format {params.fmt} --dataset {wildcards.dataset}"
         " --annotations {input.annotations:q} --features {input.features:q}"
-        " --output {params.outdir} --log {log} 2>> {log}"
+        " --output {params.outdir} > {log} 2>&1"
 
 
 rule ingest_structure:
@@ -50,7 +50,7 @@ rule ingest_structure:
         outdir=lambda wc, output: str(Path(output.gt).parent),
     shell:
         "python -m wtal_data ingest --format {params.fmt} --dataset {params.structure}"
-        " --annotations {input.annotations:q} --no-features --output {params.outdir} --log {log} 2>> {log}"
+        " --annotations {input.annotations:q} --no-features --output {params.outdir} > {log} 2>&1"
 
 
 rule synthesize:
@@ -78,8 +78,8 @@ rule synthesize:
         args=synth_params,
         outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     shell:
-        "python -m wtal_data synth {params.args} --structure {input.structure}"
-        " --output {params.outdir} --log {log} 2>> {log}"
+        "TQDM_DISABLE=1 python -m wtal_data synth {params.args} --structure {input.structure}"
+        " --output {params.outdir} > {log} 2>&1"
 
 
 rule synthesize_with_videos:
@@ -108,8 +108,8 @@ rule synthesize_with_videos:
         args=synth_params,
         outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     shell:
-        "python -m wtal_data synth {params.args} --structure {input.structure}"
-        " --output {params.outdir} --videos --log {log} 2>> {log}"
+        "TQDM_DISABLE=1 python -m wtal_data synth {params.args} --structure {input.structure}"
+        " --output {params.outdir} --videos > {log} 2>&1"
 
 
 rule check_videos:

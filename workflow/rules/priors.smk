@@ -30,7 +30,7 @@ rule generate_priors_shard:
         shard=shard_arg,
     shell:
         "python -m prior_generation generate --ground-truth {input.gt} --videos {params.videos:q}"
-        " {params.args} --shard {params.shard} --output {output} --log {log} 2>> {log}"
+        " {params.args} --shard {params.shard} --output {output} > {log} 2>&1"
 
 
 rule merge_priors:
@@ -74,4 +74,4 @@ rule text_priors:
     shell:
         "python -m prior_generation.text_priors build --descriptions {input.descriptions}"
         " --ground-truth {input.gt} --output-dir {params.outdir} {params.args}"
-        " --no-progress --log {log} 2>> {log}"
+        " --no-progress > {log} 2>&1"

@@ -36,4 +36,4 @@ rule train:
         outdir=lambda wc, output: str(Path(output.results).parent),
     shell:
         "python -m wtal_training train --data {params.data} {params.args} --seeds {wildcards.seed}"
-        " --output-dir {params.outdir} --no-progress --log {log} 2>> {log}"
+        " --output-dir {params.outdir} --no-progress > {log} 2>&1"
