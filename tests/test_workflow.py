@@ -1,4 +1,5 @@
-"""The Snakemake workflow: lint, config validation, missing real data, caching rules.
+"""The Snakemake workflow: lint, config validation and overrides, missing or bad real
+data, unknown targets, logs, caching rules.
 
 Fast: every check is a dry run (or --touch) on a scratch copy of the workflow whose
 outputs were created empty and recorded with `snakemake --touch`, so the stage CLIs
@@ -8,6 +9,7 @@ input, code, software-env), through the CLI.
 
 import json
 import re
+import shlex
 import tomllib
 
 import pytest
@@ -22,7 +24,9 @@ PRIOR_CHAIN = {
     "train": 2,
     "evaluate": 2,
     "aggregate_map": 1,
+    "publish_map": 1,
 }
+SYNTHETIC_SUMMARY = "results/summaries/demo/synthetic/default_map.json"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,7 @@ def test_nothing_reruns_without_cause(done):
 def test_switching_mllm_reruns_only_priors_and_after(done):
     out = run(done, "-n", DEMO, "--config", "mllm=template").stdout
     assert planned_jobs(out) == PRIOR_CHAIN
-    assert "results/priors/demo/template/shards/shard-0-of-2.parquet" in out
+    assert "results/priors/demo/template/shards/shard-1-of-2.parquet" in out  # scattergather items
 
 
 def test_editing_a_prompt_reruns_that_chain(done, tmp_path):
@@ -88,7 +92,7 @@ def test_one_mllm_overrides_a_generation_default(done):
 
 def test_training_knob_reruns_only_training_and_evaluation(done):
     out = run(done, "-n", DEMO, "--config", "training={method: co2net}").stdout
-    assert planned_jobs(out) == {"train": 2, "evaluate": 2, "aggregate_map": 1}
+    assert planned_jobs(out) == {"train": 2, "evaluate": 2, "aggregate_map": 1, "publish_map": 1}
 
 
 def test_bad_config_value_names_the_field(fresh):
@@ -114,17 +118,119 @@ def test_real_chain_with_features_checks_videos(fresh):
 
 
 def test_aggregate_and_report(done):
-    """The summary script runs for real on evaluation-shaped files; the report builds."""
-    target = done / DEMO
-    target.unlink()
+    """The summary script runs for real on evaluation outputs; the report builds."""
+    (done / SYNTHETIC_SUMMARY).unlink()
+    (done / DEMO).unlink()
     run(done, "--cores", "1", DEMO)
-    summary = json.loads(target.read_text())
+    summary = json.loads((done / SYNTHETIC_SUMMARY).read_text())
     assert summary["dataset"] == "demo" and summary["mllm"] == "synthetic" and summary["synthetic"]
     assert summary["seeds"] == [0, 1] and set(summary["map"]) == {f"{t / 10:g}" for t in range(1, 8)}
-    assert summary["map"]["0.1"]["std"] >= 0 and "0.1:0.7" in summary["average_map"]
+    seeds = [
+        json.loads(p.read_text()) for p in sorted(done.glob("results/runs/demo/synthetic/default/seed*/eval_map.json"))
+    ]
+    a, b = (s["mAP"]["0.1"] for s in seeds)
+    assert summary["map"]["0.1"]["mean"] == pytest.approx((a + b) / 2)
+    assert summary["map"]["0.1"]["std"] == pytest.approx(abs(a - b) / 2**0.5)  # sample std (n - 1)
+    a, b = (s["average_mAP"]["0.1:0.7"] for s in seeds)
+    assert summary["average_map"]["0.1:0.7"]["mean"] == pytest.approx((a + b) / 2)
+    assert json.loads((done / DEMO).read_text()) == summary  # the configured summary, copied
     run(done, "--report", "report.html", DEMO)
     html = (done / "report.html").read_text()
-    assert "demo_map.html" in html
+    assert "default_map.html" in html
+
+
+def test_aggregate_reads_the_documented_keys(done, tmp_path):
+    """An evaluation output without mAP / average_mAP fails with the file named, in the log."""
+    seed0 = done / "results/runs/demo/synthetic/default/seed0/eval_map.json"
+    original = seed0.read_text()
+    try:
+        seed0.write_text(json.dumps({"table": json.loads(original)["mAP"]}))  # right shape, wrong key
+        proc = run(done, "--cores", "1", "--forcerun", "aggregate_map", DEMO, check=False)
+        assert proc.returncode != 0
+        log = (done / "logs/aggregate/demo/synthetic/default.log").read_text()
+        assert str(seed0.relative_to(done)) in log and "mAP / average_mAP" in log
+    finally:
+        seed0.write_text(original)
+        run(done, "--touch", "--cores", "1", DEMO)
+
+
+def test_switching_mllm_and_back_keeps_both_summaries(tmp_path):
+    """Each MLLM has its own summary; the documented file is the configured one's copy,
+    so a switch and a switch back rerun none of the chain (only that copy)."""
+    root = scratch_copy(tmp_path)
+    fake_outputs(root, DEMO)
+    template = ["--config", "mllm=template"]
+    fake_outputs(root, DEMO, *template)  # as if the template chain had run
+    synthetic_summary = (root / SYNTHETIC_SUMMARY).stat().st_mtime_ns
+    for extra in ([], template, []):
+        assert planned_jobs(run(root, "-n", DEMO, *extra).stdout) in ({}, {"publish_map": 1})
+        run(root, "--cores", "1", DEMO, *extra)
+        assert planned_jobs(run(root, "-n", DEMO, *extra).stdout) == {}
+    assert (root / SYNTHETIC_SUMMARY).stat().st_mtime_ns == synthetic_summary
+    assert (root / "results/summaries/demo/template/default_map.json").exists()
+
+
+def _documented_overrides():
+    """The `snakemake ... --config ...` command lines of config/config.yaml's comments."""
+    lines = (REPO / "config" / "config.yaml").read_text().splitlines()
+    commands = [
+        line.lstrip("# ").split("  #")[0].strip() for line in lines if re.match(r"#\s+snakemake .*--config", line)
+    ]
+    assert commands, "config/config.yaml documents no --config override"
+    return commands
+
+
+# What each documented override must change in the dry run of its command.
+OVERRIDE_EFFECTS = {
+    "mllm=template": lambda out, jobs: "results/priors/demo/template/descriptions.parquet" in out,
+    "training={seeds: [0]}": lambda out, jobs: jobs["train"] == 1,
+    "priors={shards: 3}": lambda out, jobs: jobs["generate_priors_shard"] == 3,
+    "datasets={demo: {training: {iterations: 500}}}": lambda out, jobs: out.count("--iterations 500 ") == 2,
+    "training={iterations: 500}": lambda out, jobs: out.count("--iterations 500 ") == 3,
+}
+
+
+@pytest.mark.parametrize("command", _documented_overrides())
+def test_documented_config_overrides_work_as_written(fresh, command):
+    """Every override config/config.yaml shows runs (dry) and does what it says; nested
+    values are YAML (Snakemake alone would hand '500' over as a string)."""
+    args = shlex.split(command)
+    assert args[0] == "snakemake"
+    value = args[args.index("--config") + 1]
+    assert value in OVERRIDE_EFFECTS, f"add the expected effect of {value!r} to OVERRIDE_EFFECTS"
+    out = run(fresh, *args[1:], "-n", "--printshellcmds").stdout
+    assert OVERRIDE_EFFECTS[value](out, planned_jobs(out)), out[-3000:]
+
+
+def test_quoted_nested_value_stays_a_string(fresh):
+    proc = run(fresh, "-n", DEMO, "--config", 'training={iterations: "500"}', check=False)
+    assert proc.returncode != 0 and "'500' is not of type 'integer'" in proc.stdout
+
+
+def test_schema_allows_only_what_the_rules_do(fresh):
+    proc = run(fresh, "-n", DEMO, "--config", "datasets={thumos14: {format: um}}", check=False)
+    assert proc.returncode != 0 and "'um' is not one of ['wtalc']" in proc.stdout
+    proc = run(fresh, "-n", DEMO, "--config", "training={modules: [ksm, dpid]}", check=False)
+    assert proc.returncode != 0 and "'dpid' is not one of ['ksm', 'csr']" in proc.stdout
+
+
+def test_unknown_dataset_target_lists_the_valid_names(fresh):
+    proc = run(fresh, "-n", "results/nosuch_map.json", check=False)
+    assert proc.returncode != 0 and "No rule to produce" not in proc.stdout
+    assert "'nosuch' is not a data set" in proc.stdout
+    for name in ("demo", "thumos14", "thumos14-synth", "activitynet12"):
+        assert f"results/{name}_map.json" in proc.stdout
+
+
+def test_every_shell_log_captures_stderr(fresh):
+    """A failed job's log must hold the error: each shell command sends stderr to its log."""
+    (fresh / "data/thumos14/raw/Thumos14reduced-I3D-JOINTFeatures.npy").touch()
+    out = run(fresh, "-n", "--printshellcmds", DEMO, "results/thumos14_map.json").stdout
+    commands = re.findall(r"^Shell command: (python -m .*)$", out, flags=re.M)
+    assert len(commands) >= 10
+    for command in commands:
+        log = re.search(r"(?:--log|>) (logs/\S+)", command)
+        assert log and (f"2>> {log.group(1)}" in command or command.endswith(f"> {log.group(1)} 2>&1")), command
 
 
 def test_conda_envs_agree_with_pyproject():
@@ -171,3 +277,48 @@ def test_videos_and_weights_without_features_run_the_chain(fresh):
     assert jobs["extract_features"] == 1 and jobs["ingest_real"] == 1 and jobs["train"] == 3
     assert "--output data/thumos14/features/i3d --rgb-weights data/weights/rgb_imagenet.pt" in proc.stdout
     assert "--format per-video" in proc.stdout and "--rgb-dir data/thumos14/features/i3d/rgb" in proc.stdout
+
+
+def _tiny_mp4(path):
+    """A real 8-frame H.264 file (imageio-ffmpeg's bundled ffmpeg)."""
+    import imageio_ffmpeg
+    import numpy as np
+
+    writer = imageio_ffmpeg.write_frames(str(path), (32, 32), fps=8, macro_block_size=1)
+    writer.send(None)
+    for i in range(8):
+        writer.send(np.full((32, 32, 3), 30 * i, dtype=np.uint8))
+    writer.close()
+
+
+def test_check_videos_opens_each_file_and_lists_every_bad_one(tmp_path):
+    """A 0-byte or non-video file fails the check (not hours later on a GPU node), and all
+    bad files are listed at once, in the rule's log."""
+    root = scratch_copy(tmp_path)
+    target = "results/checks/thumos14/videos.json"
+    (root / "data/thumos14/raw/Thumos14reduced-I3D-JOINTFeatures.npy").touch()
+    gt = root / "data/thumos14/canonical/ground_truth.json"
+    gt.parent.mkdir(parents=True)
+    ids = ["v_good", "v_empty", "v_text", "v_missing"]
+    gt.write_text(json.dumps({"database": {v: {"subset": "train"} for v in ids} | {"v_test": {"subset": "test"}}}))
+    fake_outputs(root, target)  # ingest_real recorded as done; gt keeps its content
+    (root / target).unlink()
+    videos = root / "data/thumos14/videos"
+    videos.mkdir(parents=True)
+    _tiny_mp4(videos / "v_good.mp4")
+    (videos / "v_empty.mp4").touch()
+    (videos / "v_text.mp4").write_text("not a video\n")
+    proc = run(root, "--cores", "1", target, check=False)
+    log = (root / "logs/data/thumos14/check_videos.log").read_text()
+    assert "3 of 4 train videos cannot be read" in log
+    assert "data/thumos14/videos/v_empty.mp4: empty file (0 bytes)" in log
+    assert "data/thumos14/videos/v_text.mp4: not a readable video" in log
+    assert "data/thumos14/videos/v_missing.mp4: missing" in log
+    assert "v_good" not in log and "v_test" not in log
+    assert "v_text.mp4" in proc.stdout  # show-failed-logs prints it too
+    (videos / "v_empty.mp4").unlink()
+    (videos / "v_text.mp4").unlink()
+    for v in ("v_empty", "v_text", "v_missing"):
+        _tiny_mp4(videos / f"{v}.mp4")
+    run(root, "--cores", "1", target)
+    assert json.loads((root / target).read_text())["checked"] == 4

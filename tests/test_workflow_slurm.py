@@ -39,20 +39,36 @@ def _rule(call):
     return comment.removeprefix("rule_").split("_wildcards_")[0]
 
 
+def _write_evaluable_run(root, mllm):
+    """A one-video ground truth and each seed's matching predictions, so `evaluate` can
+    really run (before fake_outputs, which keeps the content of existing files)."""
+    gt = {"database": {"v1": {"subset": "test", "duration": 10.0, "annotations": [{"segment": [1, 3], "label": "A"}]}}}
+    path = root / "data/demo/canonical/ground_truth.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(gt))
+    for seed in (0, 1):
+        pred = root / f"results/runs/demo/{mllm}/default/seed{seed}/seed{seed}/predictions.json"
+        pred.parent.mkdir(parents=True)
+        pred.write_text(json.dumps({"results": {"v1": [{"label": "A", "score": 0.9, "segment": [1, 3]}]}}))
+
+
 @pytest.mark.slow
 def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
     root = scratch_copy(tmp_path / "wf")
     extra = ["--config", "mllm=qwen2.5-vl-7b", "datasets={demo: {training: {device: cuda}}}"]
+    _write_evaluable_run(root, "qwen2.5-vl-7b")
     fake_outputs(root, "results/demo_map.json", *extra)
 
-    # A CPU job that really runs through sbatch -> srun -> snakemake jobstep.
-    (root / "results/demo_map.json").unlink()
-    run(root, *SLURM, "results/demo_map.json", *extra, env=_env(tmp_path), timeout=240)
-    assert json.loads((root / "results/demo_map.json").read_text())["mllm"] == "qwen2.5-vl-7b"
-    (cpu_call,) = _calls(tmp_path)
-    assert _rule(cpu_call) == "aggregate_map"
-    assert not any(a.startswith("--gpus") for a in cpu_call)
-    assert "-p" in " ".join(cpu_call) and "cpu" in cpu_call[cpu_call.index("-p") + 1]
+    # CPU jobs that really run through sbatch -> srun -> snakemake jobstep (evaluate); the
+    # summary and its copy are local rules, never submitted.
+    run(root, *SLURM, "--forcerun", "evaluate", "results/demo_map.json", *extra, env=_env(tmp_path), timeout=240)
+    summary = json.loads((root / "results/demo_map.json").read_text())
+    assert summary["mllm"] == "qwen2.5-vl-7b" and summary["map"]["0.5"]["mean"] == 1.0
+    calls = _calls(tmp_path)
+    assert [_rule(c) for c in calls] == ["evaluate", "evaluate"]
+    for call in calls:
+        assert not any(a.startswith("--gpus") for a in call), call
+        assert call[call.index("-p") + 1].strip("'") == "cpu"
 
     # GPU jobs: force the prior shards, then the training seeds.  The stage CLIs meet the
     # empty fake inputs and fail; what is checked here is the submission itself.

@@ -65,10 +65,10 @@ def fake_outputs(cwd: Path, target: str, *extra) -> list[str]:
 
 
 def fake_map(seed: int) -> dict:
-    """An evaluation output shaped like `python -m evaluation`'s (tIoU key -> mAP)."""
+    """An evaluation output with the keys `python -m evaluation` writes (mAP, average_mAP)."""
     return {
-        "map": {f"{t / 10:g}": 0.5 - t / 50 + seed / 1000 for t in range(1, 8)},
-        "average": {"0.1:0.7": 0.42 + seed / 1000},
+        "mAP": {f"{t / 10:g}": 0.5 - t / 50 + seed / 1000 for t in range(1, 8)},
+        "average_mAP": {"0.1:0.7": 0.42 + seed / 1000},
     }
 
 

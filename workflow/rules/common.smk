@@ -3,17 +3,41 @@
 # an input file), so Snakemake's params/input/code rerun triggers rerun exactly the
 # affected chain.
 
-import json
 import re
 import shlex
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version, update_config, validate
 
 min_version("9.0")
 
-validate(config, "../schemas/config.schema.yaml")
+
+def typed_config_overrides(config_args):
+    """The nested values of `--config key=value` arguments, read as YAML.
+
+    Snakemake reads a nested value such as `training={iterations: 500}` with YAML's
+    BaseLoader, which keeps every scalar a string ('500'), so the schema rejects it.
+    Reading the same text with the SafeLoader gives what the user wrote: 500 an integer,
+    [0] a list of integers, null None, "500" (quoted) still a string.  Top-level scalars
+    (mllm=template) are left as Snakemake parsed them.
+    """
+    overrides = {}
+    for arg in config_args or ():
+        key, sep, text = str(arg).partition("=")
+        if not sep or not text.lstrip().startswith(("{", "[")):
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise WorkflowError(f"--config {key}=...: not valid YAML ({exc})") from exc
+        overrides[key] = value
+    return overrides
+
+
+update_config(config, typed_config_overrides(workflow.config_settings.config_args))
+validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 DATASETS = config["datasets"]
 MLLMS = config["mllms"]
@@ -61,8 +85,28 @@ wildcard_constraints:
     mllm=_alternatives(MLLMS),
     experiment=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     seed=r"\d+",
-    shard=r"\d+",
-    nshards=r"\d+",
+
+
+# Prior generation is scattered over `priors.shards` jobs (the `scatteritem` wildcard,
+# "i-of-n" with i from 1) and gathered by merge_priors.
+scattergather:
+    priors=config["priors"]["shards"],
+
+
+def unknown_dataset_pattern():
+    """Regex of the `name` in `results/{name}_map.json` that is no data set (rule
+    unknown_dataset): one path component, not a configured name.  The lookahead must
+    include the rest of the file name: `$` inside it is the end of the whole path."""
+    return rf"(?!(?:{_alternatives(DATASETS)})_map\.json$)[^/]+"
+
+
+def unknown_dataset_error(wildcards):
+    raise WorkflowError(
+        f"results/{wildcards.name}_map.json: {wildcards.name!r} is not a data set of "
+        f"config/config.yaml.  Valid targets: "
+        + ", ".join(f"results/{n}_map.json" for n in sorted(DATASETS))
+        + " (add a data set under `datasets:` to make a new one)."
+    )
 
 
 def dataset_cfg(wildcards):
@@ -79,7 +123,7 @@ def mllm_name(dataset):
 def training_cfg(dataset):
     """Top-level `training` merged with the data set's overrides (key by key)."""
     merged = dict(config["training"])
-    merged.update(DATASETS[dataset].get("training") or {})
+    merged.update(DATASETS[dataset]["training"])
     return merged
 
 
@@ -99,9 +143,10 @@ def run_dir(dataset, mllm, experiment):
     return f"results/runs/{dataset}/{mllm}/{experiment}"
 
 
-def shard_paths(wildcards):
-    n = config["priors"]["shards"]
-    return [f"{priors_dir(wildcards.dataset, wildcards.mllm)}/shards/shard-{i}-of-{n}.parquet" for i in range(n)]
+def shard_arg(wildcards):
+    """`--shard` of the generate CLI (0-based i/n) from the scatter item ("i-of-n", 1-based)."""
+    index, total = wildcards.scatteritem.split("-of-")
+    return f"{int(index) - 1}/{total}"
 
 
 def cli_args(pairs):
@@ -211,7 +256,7 @@ def synth_params(wildcards):
         {
             "--config": synthetic_config(wildcards),
             "--size": d["size"],
-            "--seed": config.get("synthetic_seed", 0),
+            "--seed": config["synthetic_seed"],
         }
     )
 
@@ -284,7 +329,7 @@ def train_inputs(wildcards):
     }
     if cfg["modules"]:
         inputs["text_priors"] = f"{priors_dir(wildcards.dataset, wildcards.mllm)}/text_priors/meta.json"
-    if cfg.get("config"):
+    if cfg["config"]:
         inputs["method_config"] = cfg["config"]
     return inputs
 
@@ -297,12 +342,12 @@ def train_params(wildcards):
             "--method": cfg["method"],
             "--modules": cfg["modules"],
             "--text-priors": f"{priors_dir(wildcards.dataset, wildcards.mllm)}/text_priors" if cfg["modules"] else None,
-            "--config": cfg.get("config"),
-            "--iterations": cfg.get("iterations"),
+            "--config": cfg["config"],
+            "--iterations": cfg["iterations"],
             "--device": cfg["device"],
         }
     )
-    overrides = [f"--set {shlex.quote(item)}" for item in cfg.get("set") or []]
+    overrides = [f"--set {shlex.quote(item)}" for item in cfg["set"]]
     return " ".join([args, *overrides])
 
 
@@ -312,10 +357,7 @@ def prior_gpu(wildcards):
 
 def slurm_partition(uses_gpu):
     """Cluster partition of a job that may or may not ask for a GPU (config `slurm`)."""
-    partitions = config.get("slurm") or {}
-    if uses_gpu:
-        return partitions.get("gpu_partition", "gpu")
-    return partitions.get("cpu_partition", "cpu")
+    return config["slurm"]["gpu_partition" if uses_gpu else "cpu_partition"]
 
 
 def train_gpu(wildcards):
@@ -323,20 +365,28 @@ def train_gpu(wildcards):
 
 
 def seed_maps(wildcards):
-    mllm = mllm_name(wildcards.dataset)
-    base = run_dir(wildcards.dataset, mllm, config["experiment"])
+    base = run_dir(wildcards.dataset, wildcards.mllm, wildcards.experiment)
     return [f"{base}/seed{s}/eval_map.json" for s in training_cfg(wildcards.dataset)["seeds"]]
 
 
 def summary_config(wildcards):
     """What produced the numbers, recorded next to them (and a rerun trigger)."""
-    mllm = mllm_name(wildcards.dataset)
     return {
-        "mllm": mllm,
-        "mllm_config": MLLMS[mllm],
-        "experiment": config["experiment"],
+        "mllm": wildcards.mllm,
+        "mllm_config": MLLMS[wildcards.mllm],
+        "experiment": wildcards.experiment,
         "training": training_cfg(wildcards.dataset),
         "priors": config["priors"],
         "text_priors": config["text_priors"],
         "dataset_config": DATASETS[wildcards.dataset],
     }
+
+
+def summary_path(dataset, mllm, experiment):
+    return f"results/summaries/{dataset}/{mllm}/{experiment}_map.json"
+
+
+def configured_summary(wildcards):
+    """The summary results/{dataset}_map.json stands for: the configured MLLM
+    (`mllm`, or the data set's default_mllm) and `experiment`."""
+    return summary_path(wildcards.dataset, mllm_name(wildcards.dataset), config["experiment"])

@@ -27,7 +27,7 @@ rule ingest_real:
     shell:
         "python -m wtal_data ingest --format {params.fmt} --dataset {wildcards.dataset}"
         " --annotations {input.annotations:q} {params.features}"
-        " --output {params.outdir} --log {log}"
+        " --output {params.outdir} > {log} 2>&1"
 
 
 rule extract_features:
@@ -54,7 +54,7 @@ rule extract_features:
     shell:
         "python -m wtal_data extract --videos {input.videos:q} --output {params.outdir}"
         " --rgb-weights {input.rgb_weights:q} --flow-weights {input.flow_weights:q}"
-        " --device {params.device} --batch-size {params.batch_size} --log {log}"
+        " --device {params.device} --batch-size {params.batch_size} > {log} 2>&1"
 
 
 rule ingest_structure:
@@ -78,7 +78,7 @@ rule ingest_structure:
         outdir=lambda wc, output: str(Path(output.gt).parent),
     shell:
         "python -m wtal_data ingest --format {params.fmt} --dataset {params.structure}"
-        " --annotations {input.annotations:q} --no-features --output {params.outdir} --log {log}"
+        " --annotations {input.annotations:q} --no-features --output {params.outdir} > {log} 2>&1"
 
 
 rule synthesize:
@@ -93,6 +93,8 @@ rule synthesize:
         scripts=canonical("{dataset}", "scripts.json"),
     log:
         "logs/data/{dataset}/synth.log",
+    benchmark:
+        "logs/benchmarks/data/{dataset}/synth.tsv"
     wildcard_constraints:
         dataset=_alternatives(SYNTH_NO_VIDEOS),
     conda:
@@ -104,7 +106,8 @@ rule synthesize:
         args=synth_params,
         outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     shell:
-        "python -m wtal_data synth {params.args} --structure {input.structure}" " --output {params.outdir} --log {log}"
+        "TQDM_DISABLE=1 python -m wtal_data synth {params.args} --structure {input.structure}"
+        " --output {params.outdir} > {log} 2>&1"
 
 
 rule synthesize_with_videos:
@@ -120,6 +123,8 @@ rule synthesize_with_videos:
         videos=directory("data/{dataset}/videos"),
     log:
         "logs/data/{dataset}/synth.log",
+    benchmark:
+        "logs/benchmarks/data/{dataset}/synth.tsv"
     wildcard_constraints:
         dataset=_alternatives(SYNTH_WITH_VIDEOS),
     conda:
@@ -131,12 +136,13 @@ rule synthesize_with_videos:
         args=synth_params,
         outdir=lambda wc, output: str(Path(output.gt).parent.parent),
     shell:
-        "python -m wtal_data synth {params.args} --structure {input.structure}"
-        " --output {params.outdir} --videos --log {log}"
+        "TQDM_DISABLE=1 python -m wtal_data synth {params.args} --structure {input.structure}"
+        " --output {params.outdir} --videos > {log} 2>&1"
 
 
 rule check_videos:
-    """Real videos are user-provided: fail early, listing every missing file and its place."""
+    """Real videos are user-provided: open each one's header now and list every missing,
+    empty or unreadable file with its path, before the MLLM starts."""
     input:
         gt=canonical("{dataset}", "ground_truth.json"),
     output:
@@ -146,7 +152,7 @@ rule check_videos:
     wildcard_constraints:
         dataset=_alternatives(REAL),
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/priors.yaml"
     params:
         videos=lambda wc: DATASETS[wc.dataset]["videos"],
         subset="train",

@@ -1,5 +1,7 @@
-# Evaluation with the ActivityNet protocol, then the per-data-set summary
-# results/{dataset}_map.json (mean and std over seeds) and its HTML table for the report.
+# Evaluation with the ActivityNet protocol, then the summary of each (data set, MLLM,
+# experiment), results/summaries/{dataset}/{mllm}/{experiment}_map.json (mean and sample
+# std over seeds) with its HTML table for the report, and results/{dataset}_map.json, the
+# copy of the configured one.
 
 
 rule evaluate:
@@ -25,25 +27,59 @@ rule evaluate:
 
 
 rule aggregate_map:
-    """Mean and std mAP over seeds per tIoU, with the data set, MLLM and configuration."""
+    """Mean and sample std of the mAP over seeds per tIoU, with the data set, MLLM and
+    configuration; one summary per (data set, MLLM, experiment), so switching the MLLM or
+    the experiment keeps the others."""
     input:
         maps=seed_maps,
     output:
-        json="results/{dataset}_map.json",
+        json="results/summaries/{dataset}/{mllm}/{experiment}_map.json",
         table=report(
-            "results/{dataset}_map.html",
+            "results/summaries/{dataset}/{mllm}/{experiment}_map.html",
             caption="../report/map_table.rst",
             category="mAP",
             subcategory="{dataset}",
+            labels={"data set": "{dataset}", "MLLM": "{mllm}", "experiment": "{experiment}"},
         ),
     log:
-        "logs/aggregate/{dataset}.log",
+        "logs/aggregate/{dataset}/{mllm}/{experiment}.log",
     conda:
         "../../envs/workflow.yaml"
     params:
-        dataset="{dataset}",
         kind=lambda wc: DATASETS[wc.dataset]["kind"],
         seeds=lambda wc: training_cfg(wc.dataset)["seeds"],
         summary=summary_config,
     script:
         "../scripts/aggregate_map.py"
+
+
+rule publish_map:
+    """results/{dataset}_map.json: a copy of the summary of the configured MLLM (`mllm`,
+    or the data set's default_mllm) and `experiment`."""
+    input:
+        configured_summary,
+    output:
+        "results/{dataset}_map.json",
+    log:
+        "logs/aggregate/{dataset}_publish.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/publish_map.py"
+
+
+rule unknown_dataset:
+    """A results/{name}_map.json whose name is no data set: stop with the valid names
+    (instead of Snakemake's generic 'No rule to produce')."""
+    input:
+        unknown_dataset_error,
+    output:
+        "results/{name}_map.json",
+    log:
+        "logs/aggregate/{name}_unknown.log",
+    wildcard_constraints:
+        name=unknown_dataset_pattern(),
+    conda:
+        "../../envs/workflow.yaml"
+    shell:
+        "exit 1"

@@ -32,4 +32,4 @@ rule predict:
     shell:
         "python -m wtal_training predict --checkpoint {input.checkpoint} --features {params.data}"
         " --subset {params.subset} --device cpu --output {output.predictions}"
-        " --timelines {output.timelines} --log {log}"
+        " --timelines {output.timelines} > {log} 2>&1"

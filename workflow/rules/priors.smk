@@ -1,5 +1,6 @@
-# Prior generation: the MLLM describes every training video (scattered over shards, one
-# job each, then gathered into one Parquet), then the descriptions become text priors.
+# Prior generation: the MLLM describes every training video (scattered over
+# `priors.shards` jobs with Snakemake's scattergather, then gathered into one Parquet),
+# then the descriptions become text priors.
 # Paths carry {dataset} and {mllm}; prompts and generation knobs are params, so editing
 # a prompt or switching the MLLM reruns this chain and what follows, nothing before it.
 
@@ -10,9 +11,11 @@ rule generate_priors_shard:
         unpack(video_inputs),
         gt=ground_truth,
     output:
-        "results/priors/{dataset}/{mllm}/shards/shard-{shard}-of-{nshards}.parquet",
+        "results/priors/{dataset}/{mllm}/shards/shard-{scatteritem}.parquet",
     log:
-        "logs/priors/{dataset}/{mllm}/generate-{shard}-of-{nshards}.log",
+        "logs/priors/{dataset}/{mllm}/generate-{scatteritem}.log",
+    benchmark:
+        "logs/benchmarks/priors/{dataset}/{mllm}/generate-{scatteritem}.tsv"
     conda:
         "../../envs/priors.yaml"
     threads: 2
@@ -24,17 +27,17 @@ rule generate_priors_shard:
     params:
         args=generate_params,
         videos=lambda wc: videos_dir(wc.dataset),
+        shard=shard_arg,
     shell:
         "python -m prior_generation generate --ground-truth {input.gt} --videos {params.videos:q}"
-        " {params.args} --shard {wildcards.shard}/{wildcards.nshards}"
-        " --output {output} --log {log}"
+        " {params.args} --shard {params.shard} --output {output} > {log} 2>&1"
 
 
 rule merge_priors:
     """Gather the shards into one descriptions.parquet per (dataset, MLLM)."""
     input:
         gt=ground_truth,
-        shards=shard_paths,
+        shards=gather.priors("results/priors/{{dataset}}/{{mllm}}/shards/shard-{scatteritem}.parquet"),
     output:
         "results/priors/{dataset}/{mllm}/descriptions.parquet",
     log:
@@ -58,6 +61,8 @@ rule text_priors:
         "results/priors/{dataset}/{mllm}/text_priors/meta.json",
     log:
         "logs/priors/{dataset}/{mllm}/text_priors.log",
+    benchmark:
+        "logs/benchmarks/priors/{dataset}/{mllm}/text_priors.tsv"
     conda:
         "../../envs/priors.yaml"
     resources:
@@ -68,4 +73,5 @@ rule text_priors:
         outdir=lambda wc, output: str(Path(output[0]).parent),
     shell:
         "python -m prior_generation.text_priors build --descriptions {input.descriptions}"
-        " --ground-truth {input.gt} --output-dir {params.outdir} {params.args} --log {log}"
+        " --ground-truth {input.gt} --output-dir {params.outdir} {params.args}"
+        " --no-progress > {log} 2>&1"

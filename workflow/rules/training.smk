@@ -20,6 +20,8 @@ rule train:
         ),
     log:
         "logs/train/{dataset}/{mllm}/{experiment}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train/{dataset}/{mllm}/{experiment}/seed{seed}.tsv"
     conda:
         "../../envs/training.yaml"
     threads: 1
@@ -34,4 +36,4 @@ rule train:
         outdir=lambda wc, output: str(Path(output.results).parent),
     shell:
         "python -m wtal_training train --data {params.data} {params.args} --seeds {wildcards.seed}"
-        " --output-dir {params.outdir} --log {log}"
+        " --output-dir {params.outdir} --no-progress > {log} 2>&1"

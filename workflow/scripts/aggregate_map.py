@@ -1,81 +1,58 @@
-"""Summarise per-seed evaluations into results/{dataset}_map.json and an HTML table.
+"""Summarise per-seed evaluations into one summary JSON and an HTML table.
 
-Mean and sample standard deviation (over seeds, ddof=1, as the trainer's results.json; 0 for one seed) of the mAP at every tIoU
-and of every tIoU-range average, with the data set, the MLLM and the configuration that
-produced them.  Run by the `aggregate_map` rule (Snakemake `script:`); also importable.
+Reads the documented keys of each seed's eval_map.json (`python -m evaluation` output):
+``mAP`` (tIoU -> mAP) and ``average_mAP`` ("low:high" -> mean mAP over that range).  The
+summary holds the mean and sample standard deviation over seeds
+(:func:`wtal_common.stats.mean_and_std`, as the trainer's results.json; 0 for one seed) of
+every value, with the data set, the MLLM and the configuration that produced them.  Run by
+the `aggregate_map` rule (Snakemake `script:`); also importable.
 """
 
 import html
 import json
-import math
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+sys.path.insert(0, str(Path.cwd()))  # the repository root (Snakemake runs jobs there): wtal_common
 
+from wtal_common.errors import InputError  # noqa: E402
+from wtal_common.io import atomic_write_json, atomic_write_text  # noqa: E402
+from wtal_common.stats import mean_and_std  # noqa: E402
 
-def _is_threshold(key) -> bool:
-    try:
-        return 0.0 < float(key) <= 1.0
-    except (TypeError, ValueError):
-        return False
-
-
-def _is_range(key) -> bool:
-    parts = str(key).split(":")
-    return len(parts) == 2 and all(_is_threshold(p) for p in parts)
-
-
-def _find(obj, test):
-    """First dict (depth-first) whose keys all pass `test` and whose values are numbers."""
-    if isinstance(obj, dict):
-        if obj and all(test(k) and isinstance(v, (int, float)) for k, v in obj.items()):
-            return obj
-        for value in obj.values():
-            found = _find(value, test)
-            if found is not None:
-                return found
-    return None
+SCHEMA_VERSION = 2
 
 
 def read_seed_map(path) -> tuple[dict, dict]:
-    """(mAP per tIoU key, averages per 'low:high' key) from one evaluation output."""
-    with open(path) as f:
-        data = json.load(f)
-    per_tiou = _find(data, _is_threshold)
-    if per_tiou is None:
-        raise ValueError(f"{path}: no mapping of tIoU threshold -> mAP found in the evaluation output")
-    averages = _find(data, _is_range) or {}
-    return per_tiou, averages
+    """(mAP per tIoU key, average mAP per 'low:high' key) of one evaluation output."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the evaluation output ({exc})") from exc
+    missing = [key for key in ("mAP", "average_mAP") if not isinstance(data.get(key), dict)]
+    if missing:
+        raise InputError(f"{path}: no {' / '.join(missing)} mapping (the keys `python -m evaluation` writes)")
+    return data["mAP"], data["average_mAP"]
 
 
-def _mean_std(values):
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+def _over_seeds(per_seed: list[dict], keys: list[str]) -> dict:
+    table = {}
+    for key in keys:
+        values = [m[key] for m in per_seed]
+        mean, std = mean_and_std(values)
+        table[key] = {"mean": mean, "std": std, "per_seed": values}
+    return table
 
 
 def summarise(paths, seeds, dataset, kind, config) -> dict:
     """The summary dict: per-key mean/std over seeds plus the provenance."""
     if len(paths) != len(seeds):
-        raise ValueError(f"{len(paths)} evaluation files for {len(seeds)} seeds")
+        raise InputError(f"{len(paths)} evaluation files for {len(seeds)} seeds")
     per_seed = [read_seed_map(p) for p in paths]
-    keys = list(per_seed[0][0])
-    avg_keys = list(per_seed[0][1])
-    for p, (m, a) in zip(paths, per_seed):
-        if list(m) != keys or list(a) != avg_keys:
-            raise ValueError(f"{p}: tIoU thresholds differ from {paths[0]}")
-    table = {}
-    for k in keys:
-        mean, std = _mean_std([m[k] for m, _ in per_seed])
-        table[k] = {"mean": mean, "std": std, "per_seed": [m[k] for m, _ in per_seed]}
-    averages = {}
-    for k in avg_keys:
-        mean, std = _mean_std([a[k] for _, a in per_seed])
-        averages[k] = {"mean": mean, "std": std, "per_seed": [a[k] for _, a in per_seed]}
+    keys, avg_keys = list(per_seed[0][0]), list(per_seed[0][1])
+    for path, (maps, averages) in zip(paths, per_seed):
+        if list(maps) != keys or list(averages) != avg_keys:
+            raise InputError(f"{path}: tIoU thresholds differ from {paths[0]}")
     return {
         "schema_version": SCHEMA_VERSION,
         "dataset": dataset,
@@ -83,8 +60,8 @@ def summarise(paths, seeds, dataset, kind, config) -> dict:
         "mllm": config["mllm"],
         "experiment": config["experiment"],
         "seeds": list(seeds),
-        "map": table,
-        "average_map": averages,
+        "map": _over_seeds([m for m, _ in per_seed], keys),
+        "average_map": _over_seeds([a for _, a in per_seed], avg_keys),
         "sources": [str(p) for p in paths],
         "config": config,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -105,40 +82,33 @@ def html_table(summary) -> str:
     )
     return (
         f"<html><body><h3>{title}</h3>\n<table border='1'>\n"
-        f"<tr><th>metric</th><th>mean</th><th>std</th></tr>\n{body}\n</table></body></html>\n"
+        f"<tr><th>metric</th><th>mean</th><th>std (sample)</th></tr>\n{body}\n</table></body></html>\n"
     )
 
 
-def _atomic_write(path, text):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def main(paths, seeds, dataset, kind, config, out_json, out_html, log) -> int:
+def main(paths, seeds, dataset, kind, config, out_json, out_html) -> int:
     try:
         summary = summarise(paths, seeds, dataset, kind, config)
-    except (OSError, ValueError) as exc:
-        Path(log).write_text(f"error: {exc}\n")
+    except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    _atomic_write(out_html, html_table(summary))
-    _atomic_write(out_json, json.dumps(summary, indent=2) + "\n")
-    Path(log).write_text(f"summarised {len(paths)} seeds into {out_json}\n")
+        return exc.exit_code
+    atomic_write_text(out_html, html_table(summary))
+    atomic_write_json(out_json, summary, indent=2)
+    print(f"summarised {len(paths)} seeds into {out_json}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821 (injected by Snakemake)
+    sys.stderr = open(sm.log[0], "w", buffering=1)  # the rule's log holds messages and tracebacks
     sys.exit(
         main(
             list(sm.input.maps),
             list(sm.params.seeds),
-            sm.params.dataset,
+            sm.wildcards.dataset,
             sm.params.kind,
             dict(sm.params.summary),
             sm.output.json,
             sm.output.table,
-            sm.log[0],
         )
     )
