@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
     )
     train.add_argument("--data", required=True, help="canonical data set folder")
-    train.add_argument("--method", required=True, help="base method: co2net | delu")
+    train.add_argument("--method", required=True, help="base method: co2net | delu | ddgnet | um")
     train.add_argument("--modules", nargs="*", default=None, help="MLLM4WTAL plug-ins (e.g. ksm csr dpid loc)")
     train.add_argument("--text-priors", default=None, help="text-priors folder (needed with --modules)")
     train.add_argument("--config", default=None, help="YAML file of config fields")

@@ -32,6 +32,7 @@ from wtal_data.canonical import DatasetError, FeatureStore, check_consistency, l
 from .checkpoint import code_version, save_checkpoint
 from .config import TrainConfig
 from .models import BaseMethod, BaseOutput, Batch, build_base_method
+from .models.base import base_method_of
 from .postprocess import predictions_from_outputs
 from .progress import Progress, make_progress
 from .resume import RESUME_FILE, build_state, capture_rng, load_resume_state, restore_rng, save_resume_state
@@ -156,40 +157,49 @@ def infer(
 
     Videos are sorted by length and packed into zero-padded chunks of at most
     ``max_snippets`` (B x T_max) snippets; the models mask padding, so the numbers
-    equal those of one-video-at-a-time inference.
+    equal those of one-video-at-a-time inference.  The base method's
+    ``inference_length`` hook says how many snippets it sees per video (snippet
+    ``(i * length) // n`` as input i); a resampled video's entry carries its
+    ``video_length`` so the post-processing can map back.  Each entry holds ``cas``,
+    ``attention``, the localization head's outputs when there is one and the extras the
+    base method lists in ``test_outputs``.
     """
     was_training = model.training
     model.eval()
     device = data.device
     if max_snippets is None:
         max_snippets = 262_144 if device.type == "cuda" else 16_384
-    lengths = data.lengths.cpu().numpy()
-    order = np.argsort(-lengths, kind="stable")
+    base = base_method_of(model)
+    lengths_t = data.lengths
+    seen_t = base.inference_length(lengths_t) if base is not None else lengths_t
+    lengths, seen = lengths_t.cpu().numpy(), seen_t.cpu().numpy()
+    keys = ("loc_scores", "loc_offsets", *(base.test_outputs if base is not None else ()))
+    order = np.argsort(-seen, kind="stable")
     results: dict[str, dict[str, np.ndarray]] = {}
     i = 0
     while i < len(order):
-        t_max = int(lengths[order[i]])
+        t_max = int(seen[order[i]])
         count = max(1, max_snippets // max(t_max, 1))
         chunk = order[i : i + count]
         i += len(chunk)
         idx = torch.as_tensor(chunk, device=device)
-        lens = data.lengths[idx]
+        lens, n_seen = lengths_t[idx].unsqueeze(1), seen_t[idx].unsqueeze(1)
         steps = torch.arange(t_max, device=device).unsqueeze(0)
-        mask = steps < lens.unsqueeze(1)
-        rows = data.offsets[idx].unsqueeze(1) + torch.minimum(steps, lens.unsqueeze(1) - 1)
+        mask = steps < n_seen
+        picked = torch.minimum((steps * lens) // n_seen.clamp(min=1), lens - 1)
+        rows = data.offsets[idx].unsqueeze(1) + picked
         feats = data.features.index_select(0, rows.reshape(-1)).reshape(len(chunk), t_max, -1)
         feats = feats * mask.unsqueeze(-1).to(feats.dtype)
         out: BaseOutput = model(feats, mask)
         cas, att = out.cas.float().cpu().numpy(), out.attention.float().cpu().numpy()
-        loc_s = out.extras.get("loc_scores")
-        loc_o = out.extras.get("loc_offsets")
-        loc_s = loc_s.float().cpu().numpy() if loc_s is not None else None
-        loc_o = loc_o.float().cpu().numpy() if loc_o is not None else None
+        extra = {k: out.extras[k].float().cpu().numpy() for k in keys if out.extras.get(k) is not None}
+        has_head = "loc_scores" in extra and "loc_offsets" in extra
         for row, j in enumerate(chunk):
-            n = int(lengths[j])
+            n = int(seen[j])
             entry = {"cas": cas[row, :n], "attention": att[row, :n]}
-            if loc_s is not None and loc_o is not None:
-                entry["loc_scores"], entry["loc_offsets"] = loc_s[row, :n], loc_o[row, :n]
+            entry.update({k: v[row, :n] for k, v in extra.items() if has_head or not k.startswith("loc_")})
+            if n != int(lengths[j]):
+                entry["video_length"] = np.asarray(int(lengths[j]))
             results[data.video_ids[j]] = entry
     model.train(was_training)
     return {vid: results[vid] for vid in data.video_ids}

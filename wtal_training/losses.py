@@ -1,4 +1,4 @@
-"""The loss terms of CO2-Net and DELU, one small function each.
+"""The loss terms of CO2-Net, DELU and DDG-Net, one small function each (UM's: models/um.py).
 
 Shapes: B videos, T snippets, C classes; ``cas`` is (B, T, C+1) logits with the
 background class last, ``attention`` (B, T) in [0, 1], ``labels`` (B, C) multi-hot.
@@ -182,3 +182,43 @@ def uncertainty_guide_loss(
         weights = curve[ranks]
     guide = (guide_map(attention, cas) + guide_map(rgb, cas) + guide_map(flow, cas)) / 3
     return (weights.detach() * guide).mean()
+
+
+def complementary_loss(cas: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """DDG-Net's complementary learning: every snippet's probability of each class the video
+    does *not* contain is pushed to 0, ``-sum_c (1 - y_c) log(1 - p_c)`` (background counts as
+    present; ``1 - p`` clamped at 1e-6), mean over snippets and videos."""
+    present = torch.cat([labels, torch.ones_like(labels[:, :1])], dim=-1).unsqueeze(1)  # (B, 1, C+1)
+    probs = cas.softmax(dim=-1)
+    return (-(1 - present) * torch.log((1 - probs).clamp(min=1e-6))).sum(dim=-1).mean()
+
+
+def feature_consistency_loss(
+    distances: tuple[torch.Tensor, ...],
+    attention: torch.Tensor,
+    action: torch.Tensor,
+    background: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """DDG-Net's feature consistency: the graph-averaged and graph-convolved features of a
+    snippet should agree, on confident action and background snippets.
+
+    ``distances``: per modality (B, T) ``||avg_t - gcn_t||``; ``attention`` (B, T) the
+    pre-graph mean attention a (detached here); ``action``/``background`` (B, T) bool.
+    Action snippets weigh ``exp(-(1/a - 1) / temperature)``, background ones
+    ``exp(-(1/(1-a) - 1) / temperature)``; per video a weighted mean (weights summed with a
+    floor of 1e-3), summed over videos and divided by the number of videos that have any
+    such snippet; the modalities are averaged (0.5 each), as in the public ``cp_loss``.
+    """
+    a = attention.detach()
+    with torch.no_grad():
+        w_act = torch.where(action, torch.exp(-(1 / a - 1) / temperature), torch.zeros_like(a))
+        w_bg = torch.where(background, torch.exp(-(1 / (1 - a) - 1) / temperature), torch.zeros_like(a))
+    n_act = action.any(dim=1).sum().clamp(min=1)  # a tensor: no host sync per iteration
+    n_bg = background.any(dim=1).sum().clamp(min=1)
+
+    def weighted(d: torch.Tensor, w: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        return ((w * d).sum(dim=1) / w.sum(dim=1).clamp(min=1e-3)).sum() / count
+
+    total = sum(weighted(d, w_act, n_act) + weighted(d, w_bg, n_bg) for d in distances)
+    return total / len(distances)

@@ -1,4 +1,9 @@
-"""From per-snippet outputs to scored segments in seconds (CO2-Net/DELU recipe).
+"""From per-snippet outputs to scored segments in seconds.
+
+Each base method supplies its proposals and suppression through hooks on
+:class:`~wtal_training.models.base.BaseMethod` (``video_proposals``, ``suppress``); this
+module holds the default they use, the CO2-Net/DELU recipe, and the shared steps
+(localization-head proposals, score merging, conversion to seconds).  The recipe:
 
 Per video: attention-weighted CAS -> video class scores (softmax of the mean of the top
 T // 10 snippets); keep classes scoring >= 0.2, else the best one; threshold the
@@ -27,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from wtal_common.errors import ConfigError
+
+from .models.base import BASE_METHODS
 
 BASE, HEAD = 0, 1  # Proposals.source
 
@@ -135,18 +142,32 @@ def video_proposals(
             )
         )
     if loc_scores is not None and loc_offsets is not None and source in ("head", "merge"):
-        length_t = cas.shape[0]
-        centre = np.arange(length_t) + 0.5
-        for c in chosen:
-            s = loc_scores[:, c]
-            keep = np.flatnonzero(s >= config.loc_score_threshold)
-            if len(keep) > config.max_proposals_per_class:
-                keep = keep[np.argsort(-s[keep], kind="stable")[: config.max_proposals_per_class]]
-            st = np.clip(centre[keep] - loc_offsets[keep, 0], 0, length_t)
-            en = np.clip(centre[keep] + loc_offsets[keep, 1], 0, length_t)
-            ok = en > st
-            n_ok = int(ok.sum())
-            parts.append((st[ok], en[ok], s[keep][ok].astype(np.float64), np.full(n_ok, c), np.full(n_ok, HEAD)))
+        parts += head_proposal_parts(loc_scores, loc_offsets, chosen, config)
+    return proposals_from_parts(parts)
+
+
+def head_proposal_parts(
+    loc_scores: np.ndarray, loc_offsets: np.ndarray, chosen: np.ndarray, config: Any
+) -> list[tuple[np.ndarray, ...]]:
+    """Anchor-free proposals of a localization head for the ``chosen`` classes, as parts
+    (start, end, score, label, source) of :func:`proposals_from_parts` (any base method)."""
+    parts = []
+    length_t = loc_scores.shape[0]
+    centre = np.arange(length_t) + 0.5
+    for c in chosen:
+        s = loc_scores[:, c]
+        keep = np.flatnonzero(s >= config.loc_score_threshold)
+        if len(keep) > config.max_proposals_per_class:
+            keep = keep[np.argsort(-s[keep], kind="stable")[: config.max_proposals_per_class]]
+        st = np.clip(centre[keep] - loc_offsets[keep, 0], 0, length_t)
+        en = np.clip(centre[keep] + loc_offsets[keep, 1], 0, length_t)
+        ok = en > st
+        n_ok = int(ok.sum())
+        parts.append((st[ok], en[ok], s[keep][ok].astype(np.float64), np.full(n_ok, c), np.full(n_ok, HEAD)))
+    return parts
+
+
+def proposals_from_parts(parts: list[tuple[np.ndarray, ...]]) -> Proposals:
     if not parts:
         empty = np.zeros(0)
         return Proposals(empty, empty, empty, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
@@ -229,12 +250,8 @@ def predictions_from_outputs(
         o.get("loc_scores") is not None and o.get("loc_offsets") is not None for o in outputs.values()
     )
     source = resolve_proposal_source(config, has_head)
-    per_video = {
-        vid: video_proposals(
-            out["cas"], out["attention"], config, out.get("loc_scores"), out.get("loc_offsets"), source=source
-        )
-        for vid, out in outputs.items()
-    }
+    method = BASE_METHODS[config.method]  # its proposal and suppression hooks (models/base.py)
+    per_video = {vid: method.video_proposals(out, config, source) for vid, out in outputs.items()}
     if source == "merge" and per_video:
         flat = quantile_normalise(
             np.concatenate([p.score for p in per_video.values()]),
@@ -249,12 +266,12 @@ def predictions_from_outputs(
             sel = props.label == c
             groups.append((props.start[sel], props.end[sel], props.score[sel]))
             keys.append((vid, int(c)))
-    decayed = batched_soft_nms(groups, sigma=config.nms_sigma)
+    decayed = method.suppress(groups, config)
     min_length = float(getattr(config, "min_proposal_length", 0.0))
     results: dict[str, list[dict[str, Any]]] = {vid: [] for vid in outputs}
     for (vid, c), (st, en, _), sc in zip(keys, groups, decayed):
         duration = float(gt["database"][vid]["duration"])
-        keep = (en - st) > min_length  # after soft-NMS, in snippets, as DELU's test.py
+        keep = ((en - st) > min_length) & np.isfinite(sc)  # after NMS, in snippets, as DELU's test.py
         st, en, sc = st[keep], en[keep], sc[keep]
         for a, b, p in zip(st * seconds, np.minimum(en * seconds, duration), sc):
             results[vid].append(

@@ -1,8 +1,17 @@
 """The contract between the training engine, base WTAL methods and plug-in modules.
 
-A *base method* (CO2-Net, DELU, ...) maps a batch of snippet features to per-snippet
-embeddings, a class activation sequence over C+1 classes (the last is background) and
-a foreground attention, and knows its own loss.  The engine never looks inside it.
+A *base method* (CO2-Net, DELU, DDG-Net, UM, ...) maps a batch of snippet features to
+per-snippet embeddings, a class activation sequence over C+1 classes (the last is
+background) and a foreground attention in [0, 1], and knows its own loss.  The engine
+never looks inside it.  A method whose own outputs are not of that form (UM: C-way CAS,
+feature magnitudes) defines the mapping in its ``forward`` and says so in its docstring.
+
+Test time is part of the method too, through three hooks with the CO2-Net/DELU recipe
+as the default: :meth:`BaseMethod.inference_length` (how many snippets the network sees
+per video: all of them, or a uniform resampling), :attr:`BaseMethod.test_outputs` (which
+``extras`` the post-processing needs) and the class methods
+:meth:`BaseMethod.video_proposals` / :meth:`BaseMethod.suppress` (per-video proposals
+and their non-maximum suppression, called by :mod:`wtal_training.postprocess`).
 
 The MLLM4WTAL branches (KSM, CSR, DPID, localization head) are *plug-ins*: they read a
 :class:`BaseOutput` (embeddings and attention) and add losses; the engine composes them
@@ -16,10 +25,11 @@ Shapes: B videos, T snippets, D feature dims (2048 = RGB 1024 + flow 1024), C cl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,6 +82,39 @@ class BaseMethod(nn.Module):
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> BaseOutput:  # pragma: no cover
         raise NotImplementedError
 
+    # -- test-time hooks (defaults: CO2-Net/DELU) ------------------------------------------
+    # ``extras`` keys (B, T, ...) kept per video by the engine's inference, for the hooks below.
+    test_outputs: tuple[str, ...] = ()
+
+    def inference_length(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Snippets the network sees per video at test time, from each video's length (B,).
+
+        The engine feeds snippet ``(i * length) // n`` as input i (a uniform resampling;
+        the identity when n == length).  Default: every snippet.
+        """
+        return lengths
+
+    @classmethod
+    def video_proposals(cls, output: Mapping[str, np.ndarray], config: Any, source: str) -> Any:
+        """One video's candidate proposals (``postprocess.Proposals``, snippet units of the
+        original video) from its inference ``output`` (``cas``, ``attention``, the
+        ``test_outputs`` extras, ``loc_scores``/``loc_offsets`` with a localization head, and
+        ``video_length`` when :meth:`inference_length` resampled it).  Default: the CO2-Net/DELU
+        recipe (multiple attention thresholds, outer-inner contrast)."""
+        from ..postprocess import video_proposals
+
+        return video_proposals(
+            output["cas"], output["attention"], config, output.get("loc_scores"), output.get("loc_offsets"), source
+        )
+
+    @classmethod
+    def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:
+        """Scores after non-maximum suppression for each (start, end, score) group of one
+        (video, class); a non-finite score removes the proposal.  Default: Gaussian soft-NMS."""
+        from ..postprocess import batched_soft_nms
+
+        return batched_soft_nms(groups, sigma=config.nms_sigma)
+
     def loss(
         self, output: BaseOutput, batch: Batch, iteration: int
     ) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
@@ -80,6 +123,14 @@ class BaseMethod(nn.Module):
 
 
 BASE_METHODS: Registry[type[BaseMethod]] = Registry("base method", field="config 'method'")
+
+
+def base_method_of(model: nn.Module) -> BaseMethod | None:
+    """The base method inside an inference model (itself, or a wrapper's ``base``)."""
+    if isinstance(model, BaseMethod):
+        return model
+    inner = getattr(model, "base", None)
+    return inner if isinstance(inner, BaseMethod) else None
 
 
 def register_base_method(name: str) -> Callable[[type[BaseMethod]], type[BaseMethod]]:

@@ -95,8 +95,7 @@ class CO2Net(BaseMethod):
         half = feature_dim // 2
         hidden = max(1, feature_dim // 4)
         drop = float(self.hp["dropout_ratio"])
-        self.rgb_attention = ConsensusAttention(half, hidden)
-        self.flow_attention = ConsensusAttention(half, hidden)
+        self._build_attention(half, hidden)
         self.fusion = nn.Conv1d(feature_dim, feature_dim, 1)
         self.fusion_drop = nn.Dropout(drop)
         self.cls_drop1 = nn.Dropout(drop)
@@ -106,6 +105,19 @@ class CO2Net(BaseMethod):
         pool_t = int(self.hp["pool_t"])
         self.pool_kernel = (int(self.hp["max_seqlen"]) // pool_t) // 2 * 2 + 1 if pool_t > 0 else 0
         self.apply(_init_weights)
+
+    def _build_attention(self, half: int, hidden: int) -> None:
+        """The per-modality attention modules (DDG-Net replaces them with its graph block)."""
+        self.rgb_attention = ConsensusAttention(half, hidden)
+        self.flow_attention = ConsensusAttention(half, hidden)
+
+    def _attend(
+        self, rgb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(rgb attention, rgb features, flow attention, flow features, extras) from (B, D/2, T) inputs."""
+        rgb_att, rgb_feat = self.rgb_attention(rgb, flow, mask)
+        flow_att, flow_feat = self.flow_attention(flow, rgb, mask)
+        return rgb_att, rgb_feat, flow_att, flow_feat, {}
 
     def _pool(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """ActivityNet variant: temporal mean filter (zero padding counted, as the public code)."""
@@ -117,8 +129,7 @@ class CO2Net(BaseMethod):
         x = features.transpose(1, 2)  # (B, D, T)
         half = self.feature_dim // 2
         rgb, flow = x[:, :half], x[:, half:]
-        rgb_att, rgb_feat = self.rgb_attention(rgb, flow, mask)
-        flow_att, flow_feat = self.flow_attention(flow, rgb, mask)
+        rgb_att, rgb_feat, flow_att, flow_feat, extras = self._attend(rgb, flow, mask)
         fused = self.fusion_drop(F.leaky_relu(self.fusion(torch.cat([rgb_feat, flow_feat], 1)), 0.2))
         h = self.cls_drop2(F.leaky_relu(self.cls1(_masked(self.cls_drop1(fused), mask)), 0.2))
         cas = self.cls2(h)
@@ -133,6 +144,7 @@ class CO2Net(BaseMethod):
             cas=cas.transpose(1, 2),
             attention=attention,
             modality_attention={"rgb": rgb_att, "flow": flow_att},
+            extras=extras,
         )
 
     def base_losses(self, output: BaseOutput, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -29,6 +29,12 @@ class DELU(CO2Net):
     )
 
     def loss(self, output: BaseOutput, batch: Batch, iteration: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms = self.delu_terms(output, batch, iteration)
+        total = sum(terms.values())
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    def delu_terms(self, output: BaseOutput, batch: Batch, iteration: int) -> dict[str, torch.Tensor]:
+        """The CO2-Net terms plus DELU's two, each already weighted."""
         hp = self.hp
         terms, cas_supp = self.base_losses(output, batch)
         terms["edl"] = hp["alpha_edl"] * losses.evidential_loss(
@@ -45,5 +51,4 @@ class DELU(CO2Net):
             hp["amplitude"],
             hp["uct_guide_order"],
         )
-        total = sum(terms.values())
-        return total, {k: v.detach() for k, v in terms.items()}
+        return terms

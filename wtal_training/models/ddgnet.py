@@ -1,0 +1,170 @@
+"""DDG-Net (Tang et al., ICCV 2023): DELU with a dynamic graph attention block
+(XiaojunTang22/ICCV2023-DDGNet, ``DELU``/``DELU_ACT`` with ``--AWM DDG_Net``), rewritten.
+
+Per modality (RGB, flow) an attention head scores every snippet (no cross-modal gate);
+snippets where both attentions are >= ``action_threshold`` are *action*, both below
+``background_threshold`` *background*, the rest *ambiguous*.  A graph over snippets uses
+the mean of the two modalities' cosine similarities, zeroed below
+``similarity_threshold``, each snippet keeping its top ``T // graph_top_k_rat`` neighbours.
+Edges link action to action, background to background, and action or background to an
+ambiguous snippet (plus its self-loop), each adjacency L1-normalised per receiving
+snippet.  Each modality's features are averaged over the graph (``avg``) and passed through
+two graph-convolution layers per action and background subgraph, ambiguous snippets
+receiving from both (``gcn``); the new features are ``mix * x + (1 - mix) * (avg + gcn) / 2``
+and the same attention heads score them again.  The rest of the network (fusion,
+classifier, ActivityNet pooling) and the losses are DELU's, plus the complementary and
+feature-consistency losses (:mod:`..losses`).
+
+Padding: the graph only links real snippets of the same video, ``T`` is each video's own
+length, and every temporal convolution sees zeros at padded steps, so batched inference
+equals one-video-at-a-time inference.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .. import losses
+from .base import BaseOutput, Batch, register_base_method
+from .co2net import _masked
+from .delu import DELU
+
+
+class AttentionHead(nn.Module):
+    """One modality's attention (the public ``attentions[m]``): conv3-LReLU-dropout, conv3-LReLU,
+    conv1, dropout on the logit, sigmoid.  (B, D, T) -> (B, T)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(dim, hidden, 3, padding=1)
+        self.conv2 = nn.Conv1d(hidden, hidden, 3, padding=1)
+        self.conv3 = nn.Conv1d(hidden, 1, 1)
+        self.drop1 = nn.Dropout(0.5)
+        self.drop2 = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        h = self.drop1(F.leaky_relu(self.conv1(_masked(x, mask)), 0.2))
+        h = F.leaky_relu(self.conv2(_masked(h, mask)), 0.2)
+        return torch.sigmoid(self.drop2(self.conv3(h))).squeeze(1)
+
+
+def _l1_columns(a: torch.Tensor) -> torch.Tensor:
+    """Normalise each column (receiving snippet j) of a (B, T, T) adjacency to sum 1 (F.normalize p=1)."""
+    return a / a.abs().sum(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+def similarity_graph(
+    rgb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor, threshold: float, top_k_rat: float
+) -> torch.Tensor:
+    """(B, T, T) edge weights [i, j] (i sends to j): mean cosine similarity of the two
+    modalities, 0 below ``threshold`` and outside each column's top ``length // top_k_rat``
+    rows; only real snippets of a video are linked."""
+    sim = sum(torch.bmm(F.normalize(x, dim=1).transpose(1, 2), F.normalize(x, dim=1)) for x in (rgb, flow)) / 2
+    valid = mask.unsqueeze(2) & mask.unsqueeze(1)
+    sim = torch.where((sim >= threshold) & valid, sim, torch.zeros_like(sim))
+    k = torch.div(mask.sum(dim=1), top_k_rat, rounding_mode="floor").long()  # (B,) per video
+    k_max = int(k.max()) if k.numel() else 0
+    if k_max == 0:
+        return torch.zeros_like(sim)
+    ranked = sim.masked_fill(~valid, float("-inf")).topk(k_max, dim=1).indices  # (B, k_max, T)
+    chosen = (torch.arange(k_max, device=sim.device).unsqueeze(0) < k.unsqueeze(1)).unsqueeze(-1)
+    keep = torch.zeros_like(valid).scatter(1, ranked, chosen.expand_as(ranked))
+    return sim * keep
+
+
+class DDGBlock(nn.Module):
+    """The DDG_Net attention block: attentions, graph, mixed features, attentions again."""
+
+    def __init__(self, dim: int, hidden: int, hp: dict) -> None:
+        super().__init__()
+        self.hp = hp
+        self.rgb_attention = AttentionHead(dim, hidden)
+        self.flow_attention = AttentionHead(dim, hidden)
+        # [modality][layer], as the public action_graph / background_graph
+        self.action_graph = nn.ModuleList([nn.ModuleList([nn.Conv1d(dim, dim, 1) for _ in range(2)]) for _ in range(2)])
+        self.background_graph = nn.ModuleList(
+            [nn.ModuleList([nn.Conv1d(dim, dim, 1) for _ in range(2)]) for _ in range(2)]
+        )
+
+    def forward(
+        self, rgb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        hp = self.hp
+        if mask is None:
+            mask = torch.ones(rgb.shape[0], rgb.shape[2], dtype=torch.bool, device=rgb.device)
+        rgb, flow = _masked(rgb, mask), _masked(flow, mask)
+        rgb_att0 = self.rgb_attention(rgb, mask)
+        flow_att0 = self.flow_attention(flow, mask)
+        action = (rgb_att0 >= hp["action_threshold"]) & (flow_att0 >= hp["action_threshold"]) & mask
+        background = (rgb_att0 < hp["background_threshold"]) & (flow_att0 < hp["background_threshold"]) & mask
+        ambiguous = mask & ~action & ~background
+        sim = similarity_graph(rgb, flow, mask, hp["similarity_threshold"], hp["graph_top_k_rat"])
+        eye = torch.eye(sim.shape[1], dtype=torch.bool, device=sim.device).unsqueeze(0)
+        certain = action | background
+        a_act = _l1_columns(sim * (action.unsqueeze(2) & action.unsqueeze(1)))
+        a_bg = _l1_columns(sim * (background.unsqueeze(2) & background.unsqueeze(1)))
+        a_amb = _l1_columns(sim * ((certain.unsqueeze(2) & ambiguous.unsqueeze(1)) | (eye & ambiguous.unsqueeze(1))))
+        a_amb_from_act = a_amb * action.unsqueeze(2)  # rows: senders
+        a_amb_from_bg = a_amb * background.unsqueeze(2)
+        a_amb_self = a_amb * eye
+        a_all = a_act + a_bg + a_amb
+        mix = float(hp["feature_mix"])
+        out, distances = [], []
+        for m, x in enumerate((rgb, flow)):
+            avg = torch.bmm(x, a_all)
+            h_act, h_bg = x, x
+            for layer_a, layer_b in zip(self.action_graph[m], self.background_graph[m]):
+                h_act = F.leaky_relu(torch.bmm(layer_a(h_act), a_act), 0.2)
+                h_bg = F.leaky_relu(torch.bmm(layer_b(h_bg), a_bg), 0.2)
+            h_amb = torch.bmm(h_act, a_amb_from_act) + torch.bmm(h_bg, a_amb_from_bg) + torch.bmm(x, a_amb_self)
+            gcn = h_act + h_bg + h_amb
+            out.append(mix * x + (1 - mix) * (avg + gcn) / 2)
+            distances.append((avg - gcn).norm(dim=1))
+        rgb_new, flow_new = out
+        rgb_att = self.rgb_attention(rgb_new, mask)
+        flow_att = self.flow_attention(flow_new, mask)
+        extras = {
+            "ddg_attention": (rgb_att0 + flow_att0) / 2,
+            "ddg_action": action,
+            "ddg_background": background,
+            "ddg_distance_rgb": distances[0],
+            "ddg_distance_flow": distances[1],
+        }
+        return rgb_att, rgb_new, flow_att, flow_new, extras
+
+
+@register_base_method("ddgnet")
+class DDGNet(DELU):
+    hyperparameters = (
+        *DELU.hyperparameters,
+        "alpha5",
+        "alpha6",
+        "action_threshold",
+        "background_threshold",
+        "similarity_threshold",
+        "graph_top_k_rat",
+        "fc_temperature",
+        "feature_mix",
+    )
+
+    def _build_attention(self, half: int, hidden: int) -> None:
+        self.ddg = DDGBlock(half, hidden, self.hp)
+
+    def _attend(self, rgb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor | None):
+        return self.ddg(rgb, flow, mask)
+
+    def loss(self, output: BaseOutput, batch: Batch, iteration: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        hp, ex = self.hp, output.extras
+        terms = self.delu_terms(output, batch, iteration)
+        terms["feature_consistency"] = hp["alpha5"] * losses.feature_consistency_loss(
+            (ex["ddg_distance_rgb"], ex["ddg_distance_flow"]),
+            ex["ddg_attention"],
+            ex["ddg_action"],
+            ex["ddg_background"],
+            hp["fc_temperature"],
+        )
+        terms["complementary"] = hp["alpha6"] * losses.complementary_loss(output.cas, batch.labels)
+        total = sum(terms.values())
+        return total, {k: v.detach() for k, v in terms.items()}
