@@ -50,7 +50,9 @@ cpus=2
 # Memory the node advertises: what the machine has, less 1 GiB for the daemons (MiB).
 mem_mib=$(awk '/^MemTotal:/ {print int($2 / 1024) - 1024}' /proc/meminfo)
 mkdir -p "$STATE"/{ctld,spool} /etc/slurm /run/munge /var/log/munge /var/lib/munge /etc/munge
-: >"$STATE/fake-gpu0"   # stands in for /dev/nvidia0: gres.conf needs a File for type gpu
+# Stands in for /dev/nvidia0 (gres.conf wants a device File for type gpu): a character device
+# with /dev/null's numbers; a plain file where mknod is not allowed (slurmd logs an error, works).
+[ -e "$STATE/fake-gpu0" ] || mknod "$STATE/fake-gpu0" c 1 3 2>/dev/null || : >"$STATE/fake-gpu0"
 
 cat >"$CONF" <<CONF
 $MARKER
@@ -108,14 +110,24 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
 fi
 
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-if ! running "$STATE/slurmctld.pid"; then
+if running "$STATE/slurmctld.pid"; then
+    scontrol reconfigure || true   # already up: take the configuration just written
+else
+    rm -f "$STATE/slurmctld.pid"
     slurmctld || die "slurmctld did not start (see $STATE/slurmctld.log)"
 fi
 if ! running "$STATE/slurmd.pid"; then
+    rm -f "$STATE/slurmd.pid"
     slurmd || die "slurmd did not start (see $STATE/slurmd.log)"
 fi
 
 for _ in $(seq "$WAIT_SECONDS"); do
+    # A daemon that wrote its pid file and is gone will not come back (e.g. a fatal config error).
+    for d in slurmctld slurmd; do
+        if [ -s "$STATE/$d.pid" ] && ! running "$STATE/$d.pid"; then
+            die "$d exited: $(grep -E 'fatal|error' "$STATE/$d.log" 2>/dev/null | tail -n 3)"
+        fi
+    done
     state=$(sinfo -h -N -n "$host" -o %T 2>/dev/null | head -1 || true)
     case "$state" in
         idle) echo "start-local-cluster: node $host idle (partitions: $(sinfo -h -o %P | tr '\n' ' '))"; exit 0 ;;
