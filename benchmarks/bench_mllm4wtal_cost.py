@@ -15,6 +15,9 @@ with the load average before and after.  Runs on CUDA when available, else the C
     # the CPU shape of the cost target (x2 the base): 256-d, demo branch widths, 1 thread
     python benchmarks/bench_mllm4wtal_cost.py --feature-dim 256 --config config/demo_training.yaml \
         --batch-size 10 --length 320 --threads 1 --repeats 15
+    # what if A_CSR's conv head were as narrow as the base method's attention (D/4)?
+    python benchmarks/bench_mllm4wtal_cost.py --feature-dim 256 --config config/demo_training.yaml \
+        --set csr_attention_hidden=64
     # where the time goes (torch.profiler, grouped by op; add --profile-by-module for modules)
     python benchmarks/bench_mllm4wtal_cost.py --feature-dim 256 --config config/demo_training.yaml --profile
 """
@@ -86,25 +89,29 @@ def _batch(args, device) -> Batch:
     return Batch(feats.to(device), mask.to(device), labels.to(device), [f"v{b}" for b in range(args.batch_size)])
 
 
-def _timed(fn, device) -> float:
+def _timed(fn, device) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): on a shared, loaded machine the CPU
+    time is the steadier figure (waiting for a core is not counted)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
-def _interleaved(fns, warmup: int, repeats: int, device) -> list[list[float]]:
-    """Per function, its times over ``repeats`` rounds; each round runs every function once."""
+def _interleaved(fns, warmup: int, repeats: int, device) -> list[tuple[list[float], list[float]]]:
+    """Per function, its (wall, CPU) times over ``repeats`` rounds; each round runs every function once."""
     for _ in range(warmup):
         for fn in fns:
             fn()
-    times: list[list[float]] = [[] for _ in fns]
+    times: list[tuple[list[float], list[float]]] = [([], []) for _ in fns]
     for _ in range(repeats):
-        for fn, out in zip(fns, times):
-            out.append(_timed(fn, device))
+        for fn, (wall, cpu) in zip(fns, times):
+            w, c = _timed(fn, device)
+            wall.append(w)
+            cpu.append(c)
     return times
 
 
@@ -134,6 +141,13 @@ def main() -> None:
     p.add_argument("--method", default="delu", choices=sorted(BASE_METHODS))
     p.add_argument("--feature-dim", type=int, default=2048, help="D of the input features (RGB + flow)")
     p.add_argument("--config", help="a training config whose mllm4wtal: section gives the branch widths")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one mllm4wtal: key after --config (what-if widths), e.g. csr_attention_hidden=64",
+    )
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--length", type=int, default=320, help="snippets per video (T)")
     p.add_argument("--classes", type=int, default=20)
@@ -152,6 +166,9 @@ def main() -> None:
     batch = _batch(args, device)
     priors = GeneratedPriors(args.classes, args.vocab, args.word_dim)
     widths = _branch_widths(args.config)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        widths[key] = yaml.safe_load(value)
 
     torch.manual_seed(0)
     base = BASE_METHODS[args.method](args.feature_dim, args.classes).to(device)
@@ -192,15 +209,16 @@ def main() -> None:
     print(f"device: {device} ({where}); load average 1/5/15 min before {load_before}, after {load_after}")
     print(
         f"method {args.method}, batch {args.batch_size} x {args.length} snippets x {args.feature_dim}, "
-        f"{args.classes} classes, branch widths {widths or 'defaults'}"
+        f"{args.classes} classes, modules {objective.cfg['modules']} + head {objective.cfg['loc_head']}, "
+        f"branch widths {widths or 'defaults'}"
     )
-    ratios = [f / b for f, b in zip(t_full, t_base)]
-    print(
-        f"train s/iter (median of {args.repeats} interleaved rounds after {args.warmup} warm-up)  "
-        f"base: {med(t_base):.4f}   base+KSM+CSR+head: {med(t_full):.4f}   "
-        f"ratio: {med(t_full) / med(t_base):.2f} (median per-round ratio {med(ratios):.2f}, "
-        f"range {min(ratios):.2f}-{max(ratios):.2f})"
-    )
+    print(f"train s/iter, median of {args.repeats} interleaved rounds after {args.warmup} warm-up:")
+    for clock, b, f in (("wall", t_base[0], t_full[0]), ("CPU", t_base[1], t_full[1])):
+        ratios = [x / y for x, y in zip(f, b)]
+        print(
+            f"  {clock:4s}  base: {med(b):.4f}   base+modules: {med(f):.4f}   ratio: {med(f) / med(b):.2f} "
+            f"(per-round ratios: median {med(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f})"
+        )
     if args.no_inference:
         return
     model = objective.inference_model().eval()
@@ -208,7 +226,7 @@ def main() -> None:
     test_mask = torch.ones(test.shape[:2], dtype=torch.bool, device=device)
     with torch.no_grad():
         base2.eval()
-        t_inf_base, t_inf_full = _interleaved(
+        (t_inf_base, _), (t_inf_full, _) = _interleaved(
             [lambda: base2(test, test_mask), lambda: model(test, test_mask)], args.warmup, args.repeats * 2, device
         )
     print(

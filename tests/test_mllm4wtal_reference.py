@@ -147,3 +147,20 @@ def test_objective_steps_equal_the_reference_steps(overrides):
             not torch.equal(p, q)
             for p, q in zip(module.parameters(), _objective(**overrides).modules()[name].parameters())
         )
+
+
+def test_csr_attention_stem_runs_once_per_iteration_for_targets_and_rec():
+    """The eval-mode targets and the rec phase share A_CSR's first conv (it precedes the head's
+    dropout): one call per iteration, not two, with the gradient still reaching its weights."""
+    obj = _objective()
+    first_conv = obj.csr.attention.net[0]
+    calls = []
+    first_conv.register_forward_hook(lambda module, args, output: calls.append(torch.is_grad_enabled()))
+    obj.step(_pair_batches(1)[0], 1)
+    assert calls == [True]
+    assert first_conv.weight.grad is not None and first_conv.weight.grad.abs().sum() > 0
+
+
+def test_csr_attention_width_is_a_config_field():
+    assert _objective().csr.attention.net[0].out_channels == 512  # CO2-Net's D/4 at D = 2048
+    assert _objective(csr_attention_hidden=8).csr.attention.net[0].out_channels == 8
