@@ -67,7 +67,19 @@ class ConvAttention(nn.Module):
             nn.Conv1d(hidden, 1, 1),
         )
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) -> (B, hidden, T): the first conv and LeakyReLU, i.e. everything before
+        the dropout, so it is the same in train and eval mode (the objective computes it once
+        per iteration for both its eval-mode targets and the train-mode rec phase)."""
+        return self.net[1](self.net[0](x.transpose(1, 2)))
+
+    def from_stem(self, stem: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The rest of the head (dropout, conv, LeakyReLU, conv, sigmoid) on :meth:`stem`'s output."""
+        h = stem
+        for layer in self.net[2:]:
+            h = layer(h)
+        return torch.sigmoid(h.squeeze(1)) * mask.to(stem.dtype)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D) -> (B, T) attention, 0 on padded snippets."""
-        logits = self.net(x.transpose(1, 2)).squeeze(1)
-        return torch.sigmoid(logits) * mask.to(x.dtype)
+        return self.from_stem(self.stem(x), mask)

@@ -49,7 +49,9 @@ class WeightedAttention(nn.Module):
         q = self.q(query).view(b, lq, h, d // h).transpose(1, 2)
         k = self.k(key).view(b, -1, h, d // h).transpose(1, 2)
         v = self.v(key).view(b, -1, h, d // h).transpose(1, 2)
-        logits = q @ k.transpose(-1, -2) / (d // h) ** 0.5 + key_bias[:, None, None, :]
+        # in place: the same arithmetic without two more (B, h, Lq, Lk) temporaries (the matmul's
+        # backward does not need its output)
+        logits = (q @ k.transpose(-1, -2)).div_((d // h) ** 0.5).add_(key_bias[:, None, None, :])
         weights = self.drop(torch.softmax(logits, dim=-1))
         return self.out((weights @ v).transpose(1, 2).reshape(b, lq, d))
 
@@ -87,6 +89,7 @@ class CompleteSemanticReconstruction(nn.Module):
         heads: int = 4,
         layers: int = 2,
         ffn: int = 1024,
+        attention_hidden: int = 512,
         dropout: float = 0.1,
         label_smoothing: float = 0.0,
     ) -> None:
@@ -97,7 +100,7 @@ class CompleteSemanticReconstruction(nn.Module):
         self.word_proj = nn.Linear(vectors.shape[1], dim)
         self.mask_embedding = nn.Parameter(torch.randn(dim) * 0.02)
         self.video_proj = nn.Sequential(nn.Linear(feature_dim, dim), nn.Dropout(dropout))
-        self.attention = ConvAttention(feature_dim)
+        self.attention = ConvAttention(feature_dim, hidden=attention_hidden)
         self.encoder = nn.ModuleList(_Block(dim, heads, ffn, dropout, cross=False) for _ in range(layers))
         self.decoder = nn.ModuleList(_Block(dim, heads, ffn, dropout, cross=True) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
@@ -106,10 +109,23 @@ class CompleteSemanticReconstruction(nn.Module):
         self.dim = dim
 
     def forward(
-        self, features: torch.Tensor, mask: torch.Tensor, word_ids: torch.Tensor, word_padding: torch.Tensor
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor,
+        word_ids: torch.Tensor,
+        word_padding: torch.Tensor,
+        attention_stem: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Word logits (B, m, V) and A_CSR (B, T)."""
-        attention = self.attention(features, mask)
+        """Word logits (B, m, V) and A_CSR (B, T).
+
+        ``attention_stem``: ``self.attention.stem(features)`` computed earlier with the
+        current weights and with its graph (the objective shares it with its eval-mode
+        targets pass); None computes it here.
+        """
+        if attention_stem is None:
+            attention = self.attention(features, mask)
+        else:
+            attention = self.attention.from_stem(attention_stem, mask)
         video = self.video_proj(features) + sinusoidal_positions(features.shape[1], self.dim, features.device)
         neg_inf = torch.finfo(features.dtype).min
         video_bias = torch.log(attention.clamp(min=1e-6)).masked_fill(~mask, neg_inf)

@@ -28,6 +28,13 @@ Schedule: ``phase_schedule = "both"`` runs match then rec in every iteration (Bo
 WTAL's order); ``"alternate"`` runs ``phase_period`` iterations of match, then as many of
 rec, and so on.  The targets of an iteration are computed once, before the match phase
 updates anything, and serve both phases.
+
+Cost (docs/benchmarks.md): the iteration's eval-mode pass and the rec phase share the
+first conv + LeakyReLU of CSR's attention head (it precedes the head's only dropout and
+CSR is not updated by match, so both passes would compute the same tensor); the
+optimizers use Adam's multi-tensor ``foreach`` path, the same arithmetic as the
+per-parameter loop.  Both leave every loss, gradient and update bitwise as before
+(``tests/test_mllm4wtal_reference.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from wtal_common.errors import ConfigError
 
@@ -75,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "csr_heads": 4,
     "csr_layers": 2,
     "csr_ffn": 1024,
+    "csr_attention_hidden": 512,  # A_CSR's conv head width (CO2-Net's D/4 at D = 2048)
     "csr_label_smoothing": 0.0,
     "csr_loss_reduction": "sentence_sum",  # eq. 17: "sentence_sum" (sum over masked words) | "word_mean"
     "csr_mask": "fixed",  # "fixed" (the text-priors stage's mask) | "resample" (a random third per iteration)
@@ -179,13 +188,16 @@ class Targets:
 
     ``cas`` (B, T, C+1) and ``pseudo_attentions`` (list of (B, T)) build the head's
     pseudo-labels; ``a_ksm`` is psi(A_KSM) for eq. 20 (the base attention unless KSM has
-    its own head); ``a_csr`` is psi(A_CSR) for eq. 19 (None without CSR).
+    its own head); ``a_csr`` is psi(A_CSR) for eq. 19 (None without CSR).  ``csr_stem`` is
+    CSR's ``attention.stem(features)`` *with* its graph, for the rec phase of the same
+    iteration (only when asked for: see :meth:`MLLM4WTALObjective.targets`).
     """
 
     cas: torch.Tensor
     pseudo_attentions: list[torch.Tensor]
     a_ksm: torch.Tensor
     a_csr: torch.Tensor | None
+    csr_stem: torch.Tensor | None = None
 
 
 class InferenceModel(nn.Module):
@@ -248,6 +260,7 @@ class MLLM4WTALObjective:
                 heads=cfg["csr_heads"],
                 layers=cfg["csr_layers"],
                 ffn=cfg["csr_ffn"],
+                attention_hidden=cfg["csr_attention_hidden"],
                 label_smoothing=cfg["csr_label_smoothing"],
             ).to(device)
         if cfg["loc_head"]:
@@ -258,10 +271,15 @@ class MLLM4WTALObjective:
         for module in (self.ksm, self.head):
             if module is not None:
                 groups.append({"params": [p for p in module.parameters() if p.requires_grad], "lr": lr})
-        self._optimizers = {"match": torch.optim.Adam(groups, lr=lr, weight_decay=wd)}
+        # foreach: Adam's multi-tensor path (the default on CUDA, not on the CPU), the same
+        # arithmetic as the per-parameter loop, in a fraction of the time on the CPU.
+        self._optimizers = {"match": torch.optim.Adam(groups, lr=lr, weight_decay=wd, foreach=True)}
         if self.csr is not None:
             self._optimizers["rec"] = torch.optim.Adam(
-                [p for p in self.csr.parameters() if p.requires_grad], lr=cfg["csr_lr"] or lr, weight_decay=wd
+                [p for p in self.csr.parameters() if p.requires_grad],
+                lr=cfg["csr_lr"] or lr,
+                weight_decay=wd,
+                foreach=True,
             )
         self._inference = InferenceModel(base, self.head)
         self._base_param_ids = {id(p) for p in base.parameters()}
@@ -291,12 +309,15 @@ class MLLM4WTALObjective:
             module.train()
         rng = np.random.default_rng([int(self.cfg["seed"]), int(iteration)])
         logs: dict[str, torch.Tensor | float] = {}
-        targets = self.targets(batch)  # before any update of this iteration
-        for phase in self.phases(iteration):
-            if phase == "match":
-                part = self._match_step(batch, iteration, rng, targets)
-            else:
-                part = self._rec_step(batch, rng, targets)
+        phases = self.phases(iteration)
+        with record_function("mllm4wtal.targets"):
+            targets = self.targets(batch, keep_csr_stem="rec" in phases)  # before any update of this iteration
+        for phase in phases:
+            with record_function(f"mllm4wtal.{phase}"):
+                if phase == "match":
+                    part = self._match_step(batch, iteration, rng, targets)
+                else:
+                    part = self._rec_step(batch, rng, targets)
             logs.update(part)
         # The engine's non-finite check reads "loss": the sum of the phase losses run.
         logs["loss"] = sum(logs[k] for k in ("match_loss", "rec_loss") if k in logs)
@@ -322,19 +343,28 @@ class MLLM4WTALObjective:
         opt.step()
 
     @torch.no_grad()
-    def targets(self, batch: Batch) -> Targets:
+    def targets(self, batch: Batch, keep_csr_stem: bool = False) -> Targets:
         """psi(A_KSM), psi(A_CSR) and the pseudo-label inputs from the model without dropout.
 
         One no-grad pass with the base method and the branches in eval mode; their train
         flags are restored afterwards, so the gradient side of each phase keeps dropout.
+        ``keep_csr_stem``: compute CSR's attention stem (conv + LeakyReLU, before any
+        dropout, so the same tensor in both modes) with gradient and keep it for a rec
+        phase run before CSR's next update (an in-place update in between makes backward
+        fail loudly, it cannot go stale silently).
         """
         own = self.ksm is not None and self.cfg["ksm_attention"] == "own"
+        a_csr = csr_stem = None
         with eval_mode(self.base, self.ksm, self.csr):
             out = self.base(batch.features, batch.mask)
             a_ksm = self.ksm.attention(out.embeddings, batch.mask) if own else out.attention
-            a_csr = self.csr.attention(batch.features, batch.mask) if self.csr is not None else None
+            if self.csr is not None:
+                with torch.set_grad_enabled(keep_csr_stem):
+                    stem = self.csr.attention.stem(batch.features)
+                a_csr = self.csr.attention.from_stem(stem.detach(), batch.mask)
+                csr_stem = stem if keep_csr_stem else None
         pseudo = [out.attention] + ([a_ksm] if own else []) + ([a_csr] if a_csr is not None else [])
-        return Targets(cas=out.cas, pseudo_attentions=pseudo, a_ksm=a_ksm, a_csr=a_csr)
+        return Targets(cas=out.cas, pseudo_attentions=pseudo, a_ksm=a_ksm, a_csr=a_csr, csr_stem=csr_stem)
 
     def _match_step(
         self, batch: Batch, iteration: int, rng: np.random.Generator, targets: Targets | None = None
@@ -390,12 +420,14 @@ class MLLM4WTALObjective:
     ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         if targets is None:
-            targets = self.targets(batch)
+            targets = self.targets(batch, keep_csr_stem=True)
         words = complete_tokens(
             self.tp, batch.video_ids, batch.labels, rng, cfg["csr_text"], resample_mask=cfg["csr_mask"] == "resample"
         )
         device = batch.features.device
-        res = self.csr(batch.features, batch.mask, words.ids.to(device), words.padding.to(device))
+        res = self.csr(
+            batch.features, batch.mask, words.ids.to(device), words.padding.to(device), attention_stem=targets.csr_stem
+        )
         l_csr = self.csr.loss(res["logits"], words.targets.to(device), cfg["csr_loss_reduction"])
         distill = masked_mse(res["attention"], targets.a_ksm, batch.mask)
         loss = l_csr + cfg["lambda2"] * distill
