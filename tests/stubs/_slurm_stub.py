@@ -1,6 +1,6 @@
 """Stand-in SLURM commands for tests: jobs run locally, state lives in files.
 
-Installed on PATH as sbatch, squeue, sacct, scancel, sinfo and srun (thin shell wrappers
+Installed on PATH as sbatch, squeue, sacct, scancel, scontrol, sinfo and srun (thin shell wrappers
 calling this module).  Only the invocations snakemake-executor-plugin-slurm makes are
 understood.  Every sbatch call is appended as one JSON line to $SLURM_STUB_DIR/sbatch.jsonl
 so a test can check what was asked for (e.g. --gpus=1 on GPU jobs).
@@ -130,6 +130,18 @@ def scancel(args):
 def sinfo(args):
     print("PARTITION\ncpu*\ngpu")
     return 0
+
+
+def scontrol(args):
+    """``scontrol show config``: the plugin reads MinJobAge from it; nothing else is needed.
+
+    Without this stand-in a real ``scontrol`` on the machine (with no controller running)
+    would be asked instead, and each call waits for its 10-second timeout."""
+    if args[:2] == ["show", "config"]:
+        print("MinJobAge               = 300 sec")
+        return 0
+    print(f"scontrol stand-in: {' '.join(args)} is not supported", file=sys.stderr)
+    return 1
 
 
 def srun(args):
