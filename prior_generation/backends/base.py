@@ -60,3 +60,31 @@ class Backend:
 
     def generate(self, requests: list[Request], kind: str) -> list[Generation]:
         raise NotImplementedError
+
+
+class ModelBackend(Backend):
+    """A backend that runs a video MLLM on decoded frames (hf, vllm): the model check and the
+    generation settings both share, in one place."""
+
+    needs_frames: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        model: str,
+        revision: str | None,
+        max_new_tokens: dict[str, int] | None,
+        num_frames: int,
+        target_fps: float | None,
+        seed: int,
+    ):
+        from wtal_common.errors import ConfigError
+
+        from ..settings import DEFAULTS
+
+        if not model:
+            raise ConfigError(f"--model: the {self.name} backend needs a model id or a local folder")
+        super().__init__(model=model, revision=revision)
+        self.max_new_tokens = dict(max_new_tokens or DEFAULTS.max_new_tokens())
+        self.num_frames = num_frames
+        self.target_fps = target_fps
+        self.seed = seed

@@ -28,14 +28,13 @@ from typing import Any
 from wtal_common.errors import ConfigError
 
 from ..settings import DEFAULTS
-from .base import Backend, Generation, Request, text_flags
+from .base import Generation, ModelBackend, Request, text_flags
 
 log = logging.getLogger(__name__)
 
 
-class HFBackend(Backend):
+class HFBackend(ModelBackend):
     name = "hf"
-    needs_frames = True
 
     def __init__(
         self,
@@ -49,13 +48,7 @@ class HFBackend(Backend):
         dtype: str | None = DEFAULTS.dtype,
         attn_implementation: str | None = None,
     ):
-        if not model:
-            raise ConfigError("--model: the hf backend needs a model id or a local folder")
-        super().__init__(model=model, revision=revision)
-        self.max_new_tokens = dict(max_new_tokens or DEFAULTS.max_new_tokens())
-        self.num_frames = num_frames
-        self.target_fps = target_fps
-        self.seed = seed
+        super().__init__(model, revision, max_new_tokens, num_frames, target_fps, seed)
         self.device_name = device
         self.dtype_name = dtype
         self.attn_implementation = attn_implementation

@@ -16,12 +16,11 @@ from typing import Any
 from wtal_common.errors import ConfigError
 
 from ..settings import DEFAULTS
-from .base import Backend, Generation, Request, text_flags
+from .base import Generation, ModelBackend, Request, text_flags
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(ModelBackend):
     name = "vllm"
-    needs_frames = True
 
     def __init__(
         self,
@@ -33,13 +32,7 @@ class VLLMBackend(Backend):
         seed: int = DEFAULTS.seed,
         **engine_kwargs: Any,
     ):
-        if not model:
-            raise ConfigError("--model: the vllm backend needs a model id or a local folder")
-        super().__init__(model=model, revision=revision)
-        self.max_new_tokens = dict(max_new_tokens or DEFAULTS.max_new_tokens())
-        self.num_frames = num_frames
-        self.target_fps = target_fps
-        self.seed = seed
+        super().__init__(model, revision, max_new_tokens, num_frames, target_fps, seed)
         self.engine_kwargs = engine_kwargs
         self.engine = None
 
