@@ -73,10 +73,10 @@ def predict(tmp_path: Path, checkpoint: Path, *features, extra=(), name="detecti
     return code, (json.loads(output.read_text()) if output.exists() else None)
 
 
-def evaluate(tmp_path: Path, toy: Path, checkpoint: Path) -> dict:
-    out = tmp_path / "evaluate"
+def evaluate(tmp_path: Path, toy: Path, checkpoint: Path, extra=(), name="evaluate") -> dict:
+    out = tmp_path / name
     argv = ["evaluate", "--data", str(toy), "--checkpoint", str(checkpoint), "--output-dir", str(out)]
-    assert main([*argv, "--device", "cpu"]) == 0
+    assert main([*argv, "--device", "cpu", *extra]) == 0
     return json.loads((out / "predictions.json").read_text())
 
 
@@ -124,6 +124,22 @@ def test_plugin_checkpoint_predicts_like_evaluate(toy, plugin_checkpoint, test_i
     folder = write_per_video(toy, tmp_path / "feats", test_ids)
     code, from_files = predict(tmp_path, plugin_checkpoint, folder, extra=["--top-n", "0"], name="files.json")
     assert code == 0 and from_files["results"] == evaluated["results"]
+
+
+def test_proposal_source_reruns_the_same_weights(toy, plugin_checkpoint, test_ids, tmp_path):
+    """The inference-only experiments: head (the default of a plug-in checkpoint), base and
+    merge proposals of the same weights; --no-score writes no map.json (scored elsewhere)."""
+    default = evaluate(tmp_path, toy, plugin_checkpoint)
+    head = evaluate(tmp_path, toy, plugin_checkpoint, ["--proposal-source", "head", "--no-score"], "head")
+    base = evaluate(tmp_path, toy, plugin_checkpoint, ["--proposal-source", "base", "--no-score"], "base")
+    merged = evaluate(tmp_path, toy, plugin_checkpoint, ["--proposal-source", "merge", "--no-score"], "merge")
+    assert head["results"] == default["results"]
+    assert base["results"] != head["results"] and merged["results"] not in (head["results"], base["results"])
+    assert not (tmp_path / "head" / "map.json").exists() and (tmp_path / "evaluate" / "map.json").exists()
+    code, predicted = predict(
+        tmp_path, plugin_checkpoint, toy, extra=["--subset", "test", "--top-n", "0", "--proposal-source", "base"]
+    )
+    assert code == 0 and predicted["results"] == base["results"]
 
 
 # ------------------------------------------------------------------ each input kind
@@ -300,7 +316,7 @@ def test_workflow_predictions_target(toy, checkpoint, tmp_path):
     canonical = root / "data" / "demo" / "canonical"
     for name in ("ground_truth.json", "features.npy", "features_index.json"):
         replace_keeping_mtime(toy / name, canonical / name)
-    replace_keeping_mtime(checkpoint, root / "results/runs/demo/synthetic/default/seed0/seed0/checkpoint.safetensors")
+    replace_keeping_mtime(checkpoint, root / "results/runs/demo/synthetic/default/seed0/checkpoint.safetensors")
     proc = run(root, "--cores", "1", TARGET)
     assert planned_jobs(proc.stdout) == {"predict": 1}, proc.stdout[-3000:]
     result = json.loads((root / TARGET).read_text())

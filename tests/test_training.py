@@ -134,6 +134,26 @@ def test_trained_beats_untrained_and_writes_outputs(toy, tmp_path):
     assert again["mAP"] == pytest.approx(results["per_seed"]["0"]["mAP"])
 
 
+def test_run_dir_trains_one_seed_into_the_folder_without_scoring(toy, tmp_path):
+    """The workflow's layout: one seed straight into --run-dir, its predictions identical to
+    the same seed's under --output-dir, and no mAP file (the evaluation stage scores it)."""
+    common = ["train", "--data", str(toy), "--method", "delu", "--iterations", "10", "--device", "cpu"]
+    common += ["--no-progress"] + sum([["--set", s] for s in FAST], [])
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    assert main([*common, "--seeds", "1", "--run-dir", str(run_dir)]) == 0
+    assert main([*common, "--seeds", "1", "--output-dir", str(out)]) == 0
+    assert (
+        json.loads((run_dir / "predictions.json").read_text())["results"]
+        == (json.loads((out / "seed1" / "predictions.json").read_text())["results"])
+    )
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["seed"] == 1 and record["iterations"] == 10 and record["synthetic"] is True
+    assert (run_dir / "checkpoint.safetensors").exists() and list((run_dir / "timelines").glob("*.png"))
+    assert not (run_dir / "map.json").exists() and not (run_dir / "seed1").exists()
+    assert not (run_dir / "results.json").exists()
+    assert main([*common, "--seeds", "0", "1", "--run-dir", str(tmp_path / "two")]) == 2
+
+
 def test_nan_features_are_rejected(tmp_path):
     d = make_toy_dataset(tmp_path / "nan", feature_dim=8, num_train=6, num_test=3)
     arr = np.load(d / "features.npy")

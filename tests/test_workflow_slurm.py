@@ -47,7 +47,7 @@ def _write_evaluable_run(root, mllm):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(gt))
     for seed in (0, 1):
-        pred = root / f"results/runs/demo/{mllm}/default/seed{seed}/seed{seed}/predictions.json"
+        pred = root / f"results/runs/demo/{mllm}/default/seed{seed}/predictions.json"
         pred.parent.mkdir(parents=True)
         pred.write_text(json.dumps({"results": {"v1": [{"label": "A", "score": 0.9, "segment": [1, 3]}]}}))
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from wtal_common.cli import EXIT_CODES_HELP, program_name, run_cli
+from wtal_common.errors import ConfigError
 from wtal_common.logs import setup_logging
 from wtal_data.canonical import dataset_family, load_ground_truth
 
@@ -55,7 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--iterations", type=int, default=None, help="training iterations (default: the method's)")
     train.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    train.add_argument("--output-dir", required=True, help="folder for the seeds' outputs and results.json")
+    where = train.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output-dir", help="folder for the seeds' outputs (OUTPUT_DIR/seed{n}/) and results.json")
+    where.add_argument(
+        "--run-dir",
+        help="one seed (--seeds N) straight into RUN_DIR: checkpoint, test predictions, timelines, run.json; "
+        "no mAP (the workflow's evaluation stage scores the predictions)",
+    )
     train.add_argument("--log", default=None, help="log file (default: OUTPUT_DIR/train.log)")
     train.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
     train.add_argument(
@@ -76,9 +83,26 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", required=True, help="checkpoint.safetensors written by train")
     ev.add_argument("--output-dir", required=True, help="folder for predictions.json and map.json")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    _proposal_source_option(ev)
+    ev.add_argument(
+        "--no-score",
+        dest="score",
+        action="store_false",
+        help="write predictions.json and timelines only (score them with `python -m evaluation`)",
+    )
     ev.add_argument("--log", default=None, help="log file (default: OUTPUT_DIR/evaluate.log)")
     _predict_parser(sub)
     return parser
+
+
+def _proposal_source_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--proposal-source",
+        choices=["auto", "head", "base", "merge"],
+        default=None,
+        help="which proposals a plug-in model's inference uses (default: the checkpoint's config; auto = the "
+        "localization head when there is one, the paper's default; merge = head and base, rank-normalised)",
+    )
 
 
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
@@ -121,17 +145,32 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--output", required=True, help="detections JSON file to write")
     pr.add_argument("--timelines", default=None, metavar="DIR", help="write DIR/<video>.png per video")
     pr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    _proposal_source_option(pr)
     pr.add_argument("--log", default=None, help="log file (default: the --output file with the suffix .log)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .seeds import run_experiment
+    from .seeds import run_experiment, run_single_seed
 
+    if args.run_dir is not None and len(args.seeds) != 1:
+        raise ConfigError(f"--run-dir trains one seed; got --seeds {' '.join(map(str, args.seeds))}")
     explicit = {"iterations": args.iterations, "modules": args.modules}
     check_user_config(args.config, args.set, **explicit)  # a typo fails here, before any data loads
     gt = load_ground_truth(args.data)
     family = dataset_family(gt, str(Path(args.data) / "ground_truth.json"))
     config = build_config(args.method, family, args.config, args.set, **explicit)
+    if args.run_dir is not None:
+        run_single_seed(
+            args.data,
+            config,
+            args.seeds[0],
+            args.run_dir,
+            args.device,
+            args.text_priors,
+            not args.no_progress,
+            args.resume,
+        )
+        return 0
     results = run_experiment(
         args.data, config, args.seeds, args.output_dir, args.device, args.text_priors, not args.no_progress, args.resume
     )
@@ -141,13 +180,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .engine import evaluate_model, load_data, write_evaluation
+    from .engine import detect, evaluate_model, load_data, write_evaluation
     from .trained_model import load_trained_model, resolve_device
 
     device = resolve_device(args.device)
-    trained = load_trained_model(args.checkpoint, device)
+    trained = load_trained_model(args.checkpoint, device, args.proposal_source)
     data = load_data(args.data, device)
     trained.check_fits(data.gt["classes"], data.train.feature_dim, str(args.data))
+    extra = {"checkpoint": str(args.checkpoint), "iterations": trained.metadata.get("iteration")}
+    if not args.score:
+        outputs, predictions = detect(trained.model, data.test, data.gt, trained.config)
+        write_evaluation(Path(args.output_dir), data, trained.config, outputs, predictions, None, extra)
+        return 0
     outputs, predictions, metrics, seconds = evaluate_model(trained.model, data, trained.config)
     write_evaluation(
         Path(args.output_dir),
@@ -156,11 +200,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         outputs,
         predictions,
         metrics,
-        {
-            "checkpoint": str(args.checkpoint),
-            "iterations": trained.metadata.get("iteration"),
-            "eval_seconds": round(seconds, 3),
-        },
+        {**extra, "eval_seconds": round(seconds, 3)},
     )
     print(json.dumps({"mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"]}, indent=1))
     return 0
@@ -174,7 +214,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .trained_model import load_trained_model, resolve_device
 
     device = resolve_device(args.device)
-    trained = load_trained_model(args.checkpoint, device)
+    trained = load_trained_model(args.checkpoint, device, args.proposal_source)
     result = predict(
         trained, args.features, args.subset, args.snippet_seconds, args.top_n, args.min_score, device=device
     )
@@ -192,7 +232,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 def _default_log(args: argparse.Namespace) -> Path:
     if args.command == "predict":
         return Path(args.output).with_suffix(".log")
-    return Path(args.output_dir) / f"{args.command}.log"
+    return Path(getattr(args, "run_dir", None) or args.output_dir) / f"{args.command}.log"
 
 
 def main(argv: list[str] | None = None) -> int:

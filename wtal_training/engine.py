@@ -349,8 +349,12 @@ def train_seed(
     text_priors: Any = None,
     progress: bool = True,
     resume: bool = True,
+    score: bool = True,
 ) -> dict[str, Any]:
     """Train one seed and evaluate its final checkpoint; write everything under ``output_dir``.
+
+    ``score=False`` writes the final model's predictions but no ``map.json``: the workflow
+    scores them in its own evaluation stage, so each run has exactly one mAP file.
 
     With ``resume`` (the default) a run continues from ``output_dir/resume.pt`` when that
     belongs to the same experiment: a killed run goes on from its last checkpoint boundary
@@ -360,7 +364,7 @@ def train_seed(
     run = setup_seed_run(data, config, seed, output_dir, accelerator, text_priors)
     restore_or_start(run, resume)
     train_seconds = run_training_loop(run, progress)
-    return finish_seed(run, train_seconds)
+    return finish_seed(run, train_seconds, score)
 
 
 def setup_seed_run(
@@ -576,8 +580,9 @@ def stop_at_last_good(run: SeedRun, exc: TrainingError) -> NoReturn:
     ) from exc
 
 
-def finish_seed(run: SeedRun, train_seconds: float) -> dict[str, Any]:
-    """Final checkpoint and resume state, then one evaluation of the final model on the test split."""
+def finish_seed(run: SeedRun, train_seconds: float, score: bool = True) -> dict[str, Any]:
+    """Final checkpoint and resume state, then one evaluation of the final model on the test
+    split (predictions and timelines; with ``score`` also its mAP, ``map.json``)."""
     config, seed, output_dir = run.config, run.seed, run.output_dir
     result: dict[str, Any] = {
         "seed": seed,
@@ -598,6 +603,17 @@ def finish_seed(run: SeedRun, train_seconds: float) -> dict[str, Any]:
     if run.done < config.iterations:  # kept, so a rerun of a finished run is not retrained
         save_resume_state(run.resume_path, resume_state(run, config.iterations, train_seconds))
     _write_metrics_csv(output_dir / "metrics.csv", run.rows)
+    extra = {"seed": seed, "iterations": config.iterations}
+    if not score:
+        start = time.perf_counter()
+        outputs, predictions = detect(inference, run.data.test, run.data.gt, config)
+        eval_seconds = round(time.perf_counter() - start, 3)
+        write_evaluation(
+            output_dir, run.data, config, outputs, predictions, None, {**extra, "eval_seconds": eval_seconds}
+        )
+        run.tensorboard.close()
+        result["eval_seconds"] = eval_seconds
+        return result
     outputs, predictions, metrics, eval_seconds = evaluate_model(inference, run.data, config)
     write_evaluation(
         output_dir,
@@ -606,7 +622,7 @@ def finish_seed(run: SeedRun, train_seconds: float) -> dict[str, Any]:
         outputs,
         predictions,
         metrics,
-        {"seed": seed, "iterations": config.iterations, "eval_seconds": round(eval_seconds, 3)},
+        {**extra, "eval_seconds": round(eval_seconds, 3)},
     )
     final = {f"test_final/mAP@{thr}": value for thr, value in metrics["mAP"].items()}
     final.update({f"test_final/average_mAP@{rng}": value for rng, value in _averages(metrics).items()})
@@ -624,13 +640,17 @@ def write_evaluation(
     config: TrainConfig,
     outputs: dict,
     predictions: dict,
-    metrics: dict,
+    metrics: dict | None,
     extra: dict[str, Any],
 ) -> None:
-    """predictions.json, map.json and a few timeline PNGs for one evaluated model."""
+    """predictions.json, map.json (unless ``metrics`` is None: scored elsewhere) and a few
+    timeline PNGs for one evaluated model."""
     from .plots import plot_timelines
 
     atomic_write_json(output_dir / "predictions.json", predictions)
+    plot_timelines(output_dir / "timelines", data.gt, outputs, predictions, config.num_timeline_videos)
+    if metrics is None:
+        return
     summary = {
         "protocol": "final checkpoint, evaluated once on the test split (no model selection on test)",
         **extra,
@@ -641,7 +661,6 @@ def write_evaluation(
         "per_class": metrics.get("per_class", {}),
     }
     atomic_write_json(output_dir / "map.json", summary)
-    plot_timelines(output_dir / "timelines", data.gt, outputs, predictions, config.num_timeline_videos)
 
 
 def _averages(metrics: dict) -> dict[str, float]:

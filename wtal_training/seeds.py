@@ -56,6 +56,47 @@ def load_text_priors(directory: str | None, classes: Sequence[str] | None = None
     return _load(directory, list(classes) if classes is not None else None)
 
 
+def run_single_seed(
+    data_dir: str | Path,
+    config: TrainConfig,
+    seed: int,
+    run_dir: str | Path,
+    device: str = "auto",
+    text_priors_dir: str | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> dict[str, Any]:
+    """Train one seed straight into ``run_dir`` (no ``seed{n}/`` subfolder) and write the final
+    model's test predictions, but no mAP: the workflow runs one job per seed and scores the
+    predictions in its evaluation stage, so each run has one mAP file (its ``eval_map.json``).
+
+    ``run_dir/run.json`` records what was trained (seed, iterations, seconds, the config).
+    """
+    run_dir = Path(run_dir)
+    check_plugin_config(config, text_priors_dir)
+    accelerator = make_accelerator(device, config.mixed_precision)
+    data: LoadedData = load_data(data_dir, accelerator.device)
+    text_priors = load_text_priors(text_priors_dir, data.gt["classes"])
+    if data.gt.get("synthetic"):
+        log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
+    log.info("seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device)
+    result = train_seed(data, config, seed, run_dir, accelerator, text_priors, progress, resume, score=False)
+    if not accelerator.is_main_process:
+        return {}
+    record = {
+        "protocol": f"final checkpoint after {config.iterations} iterations; predictions on the test split, "
+        "scored by the evaluation stage (no model selection on the test split)",
+        "dataset": data.gt["dataset"],
+        "synthetic": bool(data.gt.get("synthetic", False)),
+        "method": config.method,
+        "modules": list(config.modules),
+        **result,
+        "config": config.to_dict(),
+    }
+    atomic_write_json(run_dir / "run.json", record)
+    return record
+
+
 def run_experiment(
     data_dir: str | Path,
     config: TrainConfig,

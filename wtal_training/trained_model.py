@@ -9,6 +9,7 @@ inference path checkpoint -> model -> outputs -> proposals (:func:`.engine.detec
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,8 +56,13 @@ def resolve_device(choice: str) -> str:
     return "cuda" if choice in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
 
 
-def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
+def load_trained_model(
+    path: str | Path, device: str | torch.device = "cpu", proposal_source: str | None = None
+) -> TrainedModel:
     """Rebuild the checkpoint's inference model and load its weights (strictly).
+
+    ``proposal_source`` (auto | head | base | merge) replaces the stored config's: the same
+    weights evaluated with other proposals (the inference ablation needs no retraining).
 
     Raises :class:`CheckpointError` (exit 2) naming the file when it is missing, unreadable,
     of a format this code does not read, or its config or weights do not fit the code.
@@ -69,6 +75,8 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         config = config_from_dict(meta["config"])
     except ConfigError as exc:
         raise CheckpointError(f"{path}: its stored config does not fit this code ({exc})") from exc
+    if proposal_source is not None:
+        config = dataclasses.replace(config, proposal_source=proposal_source)
     feature_dim, classes = int(meta["feature_dim"]), list(meta["classes"])
     model = build_base_method(config, feature_dim, len(classes))
     if meta.get("inference_model", "base") != "base":

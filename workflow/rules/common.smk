@@ -41,6 +41,10 @@ validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 DATASETS = config["datasets"]
 MLLMS = config["mllms"]
+EXPERIMENTS = config["experiments"]
+ABLATIONS = config["ablations"]
+TRAINED_EXPERIMENTS = [name for name, e in EXPERIMENTS.items() if "inference" not in e]
+REINFERRED_EXPERIMENTS = [name for name, e in EXPERIMENTS.items() if "inference" in e]
 REAL = [name for name, d in DATASETS.items() if d["kind"] == "real"]
 SYNTHETIC = [name for name, d in DATASETS.items() if d["kind"] == "synthetic"]
 SYNTH_WITH_VIDEOS = [name for name in SYNTHETIC if DATASETS[name]["videos"] is True]
@@ -65,6 +69,38 @@ def _check_references():
                 f"config field 'datasets.{name}.structure': {d['structure']!r} must name a "
                 f"real data set ({', '.join(REAL)})"
             )
+    if config["experiment"] not in EXPERIMENTS:
+        raise WorkflowError(
+            f"config field 'experiment': {config['experiment']!r} is not one of the experiments "
+            f"registry: {', '.join(sorted(EXPERIMENTS))}"
+        )
+    for name in REINFERRED_EXPERIMENTS:
+        source = EXPERIMENTS[name]["inference"]["of"]
+        if source not in TRAINED_EXPERIMENTS:
+            raise WorkflowError(
+                f"config field 'experiments.{name}.inference.of': {source!r} is not a training "
+                f"experiment ({', '.join(sorted(TRAINED_EXPERIMENTS))})"
+            )
+    for study, spec in ABLATIONS.items():
+        if spec["dataset"] not in DATASETS:
+            raise WorkflowError(
+                f"config field 'ablations.{study}.dataset': {spec['dataset']!r} is not a data set "
+                f"({', '.join(sorted(DATASETS))})"
+            )
+        arms = [arm["experiment"] for arm in spec["arms"]]
+        for i, arm in enumerate(spec["arms"]):
+            for field in ("experiment", "reference"):
+                value = arm.get(field)
+                if value is not None and value not in EXPERIMENTS:
+                    raise WorkflowError(
+                        f"config field 'ablations.{study}.arms[{i}].{field}': {value!r} is not one of "
+                        f"the experiments registry: {', '.join(sorted(EXPERIMENTS))}"
+                    )
+            if arm.get("reference") is not None and arm["reference"] not in arms:
+                raise WorkflowError(
+                    f"config field 'ablations.{study}.arms[{i}].reference': {arm['reference']!r} is "
+                    f"no arm's experiment of this study ({', '.join(arms)})"
+                )
     for name in config["targets"]:
         if name not in DATASETS:
             raise WorkflowError(
@@ -83,7 +119,8 @@ def _alternatives(names):
 wildcard_constraints:
     dataset=_alternatives(DATASETS),
     mllm=_alternatives(MLLMS),
-    experiment=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    experiment=_alternatives(EXPERIMENTS),
+    ablation=_alternatives(ABLATIONS),
     seed=r"\d+",
 
 
@@ -120,10 +157,18 @@ def mllm_name(dataset):
     return DATASETS[dataset]["default_mllm"]
 
 
-def training_cfg(dataset):
-    """Top-level `training` merged with the data set's overrides (key by key)."""
-    merged = dict(config["training"])
-    merged.update(DATASETS[dataset]["training"])
+def training_cfg(dataset, experiment):
+    """What one experiment trains on `dataset`: the top-level `training`, then the data
+    set's `training`, then the experiment's, key by key; `set` lists are concatenated in
+    that order.  An inference-only experiment trains what its `inference.of` trains."""
+    spec = EXPERIMENTS[experiment]
+    if "inference" in spec:
+        return training_cfg(dataset, spec["inference"]["of"])
+    layers = [config["training"], DATASETS[dataset]["training"], spec.get("training") or {}]
+    merged = {}
+    for layer in layers:
+        merged.update({key: value for key, value in layer.items() if key != "set"})
+    merged["set"] = [item for layer in layers for item in layer.get("set", [])]
     return merged
 
 
@@ -321,7 +366,7 @@ def text_prior_params(wildcards):
 
 
 def train_inputs(wildcards):
-    cfg = training_cfg(wildcards.dataset)
+    cfg = training_cfg(wildcards.dataset, wildcards.experiment)
     inputs = {
         "gt": canonical(wildcards.dataset, "ground_truth.json"),
         "features": canonical(wildcards.dataset, "features.npy"),
@@ -335,8 +380,8 @@ def train_inputs(wildcards):
 
 
 def train_params(wildcards):
-    """All training knobs of this data set, rendered as CLI arguments."""
-    cfg = training_cfg(wildcards.dataset)
+    """All training knobs of this (data set, experiment), rendered as CLI arguments."""
+    cfg = training_cfg(wildcards.dataset, wildcards.experiment)
     args = cli_args(
         {
             "--method": cfg["method"],
@@ -361,12 +406,85 @@ def slurm_partition(uses_gpu):
 
 
 def train_gpu(wildcards):
-    return 0 if training_cfg(wildcards.dataset)["device"] == "cpu" else 1
+    return 0 if training_cfg(wildcards.dataset, wildcards.experiment)["device"] == "cpu" else 1
+
+
+def experiment_seeds(dataset, experiment):
+    return training_cfg(dataset, experiment)["seeds"]
 
 
 def seed_maps(wildcards):
     base = run_dir(wildcards.dataset, wildcards.mllm, wildcards.experiment)
-    return [f"{base}/seed{s}/eval_map.json" for s in training_cfg(wildcards.dataset)["seeds"]]
+    return [f"{base}/seed{s}/eval_map.json" for s in experiment_seeds(wildcards.dataset, wildcards.experiment)]
+
+
+def reinferred_checkpoint(wildcards):
+    """The checkpoint an inference-only experiment re-runs: its `inference.of`'s, same seed."""
+    source = EXPERIMENTS[wildcards.experiment]["inference"]["of"]
+    return f"{run_dir(wildcards.dataset, wildcards.mllm, source)}/seed{wildcards.seed}/checkpoint.safetensors"
+
+
+def predict_checkpoint(wildcards):
+    """The experiment's first seed's checkpoint (an inference-only experiment's: its source's)."""
+    spec = EXPERIMENTS[wildcards.experiment]
+    trained = spec["inference"]["of"] if "inference" in spec else wildcards.experiment
+    seed = experiment_seeds(wildcards.dataset, trained)[0]
+    return f"{run_dir(wildcards.dataset, wildcards.mllm, trained)}/seed{seed}/checkpoint.safetensors"
+
+
+def predict_proposal_source(wildcards):
+    spec = EXPERIMENTS[wildcards.experiment]
+    return f"--proposal-source {spec['inference']['proposal_source']}" if "inference" in spec else ""
+
+
+def ablation_mllm(study):
+    return mllm_name(ABLATIONS[study]["dataset"])
+
+
+def ablation_maps(wildcards):
+    """Every arm x seed evaluation of a study, and the training records of trained arms."""
+    spec = ABLATIONS[wildcards.ablation]
+    dataset, mllm = spec["dataset"], ablation_mllm(wildcards.ablation)
+    maps, runs = [], []
+    for arm in spec["arms"]:
+        base = run_dir(dataset, mllm, arm["experiment"])
+        for s in experiment_seeds(dataset, arm["experiment"]):
+            maps.append(f"{base}/seed{s}/eval_map.json")
+            if arm["experiment"] in TRAINED_EXPERIMENTS:
+                runs.append(f"{base}/seed{s}/run.json")
+    return {"maps": maps, "runs": runs}
+
+
+def ablation_spec(wildcards):
+    """The study as the summary needs it: arms with their seeds' evaluation files."""
+    spec = ABLATIONS[wildcards.ablation]
+    dataset, mllm = spec["dataset"], ablation_mllm(wildcards.ablation)
+    arms = []
+    for arm in spec["arms"]:
+        experiment = arm["experiment"]
+        base = run_dir(dataset, mllm, experiment)
+        seeds = experiment_seeds(dataset, experiment)
+        arms.append(
+            {
+                "name": arm["name"],
+                "experiment": experiment,
+                "reference": arm.get("reference"),
+                "description": EXPERIMENTS[experiment].get("description", ""),
+                "training": training_cfg(dataset, experiment),
+                "inference": EXPERIMENTS[experiment].get("inference"),
+                "maps": {str(s): f"{base}/seed{s}/eval_map.json" for s in seeds},
+                "runs": (
+                    {str(s): f"{base}/seed{s}/run.json" for s in seeds} if experiment in TRAINED_EXPERIMENTS else {}
+                ),
+            }
+        )
+    return {
+        "study": wildcards.ablation,
+        "dataset": dataset,
+        "synthetic": DATASETS[dataset]["kind"] == "synthetic",
+        "mllm": mllm,
+        "arms": arms,
+    }
 
 
 def summary_config(wildcards):
@@ -375,7 +493,8 @@ def summary_config(wildcards):
         "mllm": wildcards.mllm,
         "mllm_config": MLLMS[wildcards.mllm],
         "experiment": wildcards.experiment,
-        "training": training_cfg(wildcards.dataset),
+        "training": training_cfg(wildcards.dataset, wildcards.experiment),
+        "experiment_config": EXPERIMENTS[wildcards.experiment],
         "priors": config["priors"],
         "text_priors": config["text_priors"],
         "dataset_config": DATASETS[wildcards.dataset],

@@ -8,7 +8,7 @@ rule evaluate:
     """mAP at each tIoU of one seed's predictions on the evaluation subset."""
     input:
         gt=ground_truth,
-        predictions="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/predictions.json",
+        predictions="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/predictions.json",
     output:
         "results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/eval_map.json",
     log:
@@ -47,7 +47,7 @@ rule aggregate_map:
         "../../envs/workflow.yaml"
     params:
         kind=lambda wc: DATASETS[wc.dataset]["kind"],
-        seeds=lambda wc: training_cfg(wc.dataset)["seeds"],
+        seeds=lambda wc: experiment_seeds(wc.dataset, wc.experiment),
         summary=summary_config,
     script:
         "../scripts/aggregate_map.py"
@@ -83,3 +83,22 @@ rule unknown_dataset:
         "../../envs/workflow.yaml"
     shell:
         "exit 1"
+
+
+rule ablation:
+    """One study of the `ablations` registry: every arm x seed trained (or re-inferred) and
+    evaluated as its own job; the tables (mean ± sample std per arm, paired differences
+    from each arm's reference with 95% bootstrap intervals) in JSON and Markdown."""
+    input:
+        unpack(ablation_maps),
+    output:
+        json="results/{ablation}_ablation.json",
+        table="results/{ablation}_ablation.md",
+    log:
+        "logs/ablation/{ablation}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        spec=ablation_spec,
+    script:
+        "../scripts/ablation_summary.py"

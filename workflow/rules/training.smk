@@ -1,27 +1,30 @@
-# Training: one job per seed (separate GPU jobs on a cluster, parallel CPU jobs locally).
+# Training: one job per (experiment, seed) (separate GPU jobs on a cluster, parallel CPU jobs locally).
 # Training knobs are params, so changing one reruns training and evaluation only; the
 # priors it reads are inputs, so new priors (another MLLM, another prompt) rerun it too.
 
 
 rule train:
-    """Train one seed; writes predictions, checkpoint and timeline plots."""
+    """Train one seed of one experiment; writes its checkpoint, test predictions and timeline
+    plots (scored by `evaluate`: one mAP file per run)."""
     input:
         unpack(train_inputs),
     output:
-        results="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/results.json",
-        predictions="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/predictions.json",
-        checkpoint="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/checkpoint.safetensors",
+        run="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/run.json",
+        predictions="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/predictions.json",
+        checkpoint="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/checkpoint.safetensors",
         timelines=report(
-            directory("results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/seed{seed}/timelines"),
+            directory("results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/timelines"),
             patterns=["{name}.png"],
             caption="../report/timelines.rst",
             category="Timelines",
-            subcategory="{dataset} / {mllm} / seed {seed}",
+            subcategory="{dataset} / {mllm} / {experiment} / seed {seed}",
         ),
     log:
         "logs/train/{dataset}/{mllm}/{experiment}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/train/{dataset}/{mllm}/{experiment}/seed{seed}.tsv"
+    wildcard_constraints:
+        experiment=_alternatives(TRAINED_EXPERIMENTS),
     conda:
         "../../envs/training.yaml"
     threads: 1
@@ -33,7 +36,39 @@ rule train:
     params:
         args=train_params,
         data=lambda wc: f"data/{wc.dataset}/canonical",
-        outdir=lambda wc, output: str(Path(output.results).parent),
+        rundir=lambda wc, output: str(Path(output.run).parent),
     shell:
         "python -m wtal_training train --data {params.data} {params.args} --seeds {wildcards.seed}"
-        " --output-dir {params.outdir} --no-progress > {log} 2>&1"
+        " --run-dir {params.rundir} --no-progress > {log} 2>&1"
+
+
+rule reinfer:
+    """An inference-only experiment: another experiment's checkpoint of the same seed, run
+    again with other proposals (`inference.proposal_source`); no training."""
+    input:
+        checkpoint=reinferred_checkpoint,
+        gt=ground_truth,
+        features=lambda wc: canonical(wc.dataset, "features.npy"),
+        index=lambda wc: canonical(wc.dataset, "features_index.json"),
+    output:
+        predictions="results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/predictions.json",
+        timelines=directory("results/runs/{dataset}/{mllm}/{experiment}/seed{seed}/timelines"),
+    log:
+        "logs/reinfer/{dataset}/{mllm}/{experiment}/seed{seed}.log",
+    wildcard_constraints:
+        experiment=_alternatives(REINFERRED_EXPERIMENTS),
+    conda:
+        "../../envs/training.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+        slurm_partition=lambda wc: slurm_partition(False),
+    params:
+        data=lambda wc: f"data/{wc.dataset}/canonical",
+        source=lambda wc: EXPERIMENTS[wc.experiment]["inference"]["proposal_source"],
+        outdir=lambda wc, output: str(Path(output.predictions).parent),
+    shell:
+        "python -m wtal_training evaluate --checkpoint {input.checkpoint} --data {params.data}"
+        " --proposal-source {params.source} --no-score --device cpu --output-dir {params.outdir}"
+        " > {log} 2>&1"
