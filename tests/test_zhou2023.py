@@ -286,3 +286,107 @@ def test_pseudo_labels_solve_the_contrast_constraints():
     frame[4:8, 1] = 0.03
     labels, failed = video_pseudo_labels(np.array([0.1, 0.8, 0.1]), frame, 0.16, [0.01, 0.02], 0.02)
     assert failed == 0 and labels[:, 0].sum() == 0 and labels[:, 2].sum() == 0 and labels[4:9, 1].sum() > 0
+
+
+# -- training: the method's sampler, schedules, the engine ---------------------------------------
+SHORT = [
+    "warmup_epochs=0",
+    "snapshot_epochs=[1, 2]",
+    "snapshot_temperatures=[0.02, 0.02]",
+    "delta_epochs=[2]",
+    "delta_scales=[2.0]",
+    "lr_step_epochs=[1]",
+    "lr_step_factors=[1.0, 0.5]",
+    "lr=1e-3",
+    "log_every=3",
+    "checkpoint_every=3",
+    "num_timeline_videos=0",
+]
+
+
+def test_sampler_epochs_of_whole_videos_and_the_stage_schedule(toy):
+    from wtal_training.models.zhou2023_training import Zhou2023Training
+
+    data = load_data(toy, "cpu")
+    config = build_config("zhou2023", "thumos14")
+    model = build_base_method(config, 32, 3)
+    sampler = model.training_sampler(data.train, config, seed=0)
+    assert isinstance(sampler, Zhou2023Training) and sampler.iterations_per_epoch == 3  # 24 videos, batches of 10
+    seen = []
+    for _ in range(3):
+        batch = sampler.sample()
+        lengths = batch.mask.sum(1)
+        assert torch.equal(lengths, data.train.lengths[batch.extras["video_index"]])  # whole videos
+        for b, v in enumerate(batch.extras["video_index"].tolist()):
+            assert torch.equal(batch.features[b, : lengths[b]], data.train.video(v))
+        seen += batch.extras["video_index"].tolist()
+    assert sorted(seen) == list(range(24)) and len(batch.video_ids) == 4  # one epoch; the last batch holds 4
+    # the public schedule: memory after epoch 100, spl 1 / 0.5 / 1, distillation 10 x 1.035^(e - 200) <= 50
+    sampler.memory_filled, sampler.latest = True, torch.zeros(1)
+    assert sampler.stage(100) == {"epoch": 100, "use_memory": False, "spl_weight": 1.0, "distill_weight": 0.0}
+    assert sampler.stage(101)["use_memory"] and sampler.stage(200)["spl_weight"] == 0.5
+    assert sampler.stage(200)["distill_weight"] == 0.0 and sampler.stage(201)["spl_weight"] == 1.0
+    assert sampler.stage(210)["distill_weight"] == pytest.approx(10 * 1.035**10)
+    assert sampler.stage(349)["distill_weight"] == 50.0
+    lr = [sampler.learning_rate_scale(1 + 3 * e) for e in (0, 79, 80, 199, 200, 244, 245, 259, 260, 349)]
+    assert lr == pytest.approx([1, 1, 0.8, 0.8, 0.4096, 0.4096, 0.01024, 0.01024, 0.00512, 0.00512])
+    sampler.latest, sampler.previous = torch.ones(2, 4), torch.full((2, 4), 0.25)
+    assert torch.equal(sampler.pseudo_target(250), sampler.latest)  # epochs 201-250: the latest labels
+    assert torch.allclose(sampler.pseudo_target(251), torch.full((2, 4), 1.5))  # then 2 x (latest - previous)
+    assert torch.allclose(sampler.pseudo_target(301), torch.full((2, 4), 2.15 * 0.75))
+
+
+@pytest.mark.parametrize("modules", [[], ["ksm", "csr"]])
+def test_trains_through_memory_and_snapshots_with_and_without_plugins(toy, tmp_path, modules, caplog):
+    import json
+
+    from helpers.mllm4wtal_fakes import FakeTextPriors
+
+    from wtal_training.engine import train_seed
+
+    data = load_data(toy, "cpu")
+    config = build_config("zhou2023", "thumos14", sets=SHORT, iterations=12, modules=modules)
+    priors = None
+    if modules:
+        config.mllm4wtal = {"text_dim": 16, "text_heads": 2, "n_context": 2, "csr_dim": 16, "csr_heads": 2}
+        config.mllm4wtal.update({"csr_layers": 1, "csr_ffn": 32, "loc_hidden": 16})
+        priors = FakeTextPriors(classes=data.gt["classes"])
+    caplog.set_level("INFO", logger="wtal_training")
+    result = train_seed(data, config, 0, tmp_path, text_priors=priors, progress=False)
+    assert np.isfinite(result["average_mAP"]["0.1:0.7"])
+    assert "memory bank filled" in caplog.text and caplog.text.count("zhou2023: snapshot") == 2
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    prefix = "base/" if modules else ""
+    assert f"{prefix}distill" in header and "nan" not in ",".join(rows[1:])
+    distill = [float(r.split(",")[header.index(f"{prefix}distill")] or 0) for r in rows[1:]]
+    assert distill[0] == 0 and distill[-1] != 0  # epochs 0-2 without, epoch 3 with the (signed) delta labels
+    preds = json.loads((tmp_path / "predictions.json").read_text())["results"]
+    assert set(preds) == set(data.test.video_ids)
+
+
+def test_learning_rate_schedule_and_betas_reach_the_optimizer(toy, tmp_path):
+    from wtal_training.engine import scale_learning_rate, setup_seed_run
+
+    data = load_data(toy, "cpu")
+    config = build_config("zhou2023", "thumos14", sets=SHORT, iterations=6)
+    run = setup_seed_run(data, config, 0, tmp_path, None, None)
+    group = run.objective.optimizer.param_groups[0]
+    assert group["betas"] == (0.9, 0.99)
+    scale_learning_rate(run, 3)  # epoch 0
+    assert group["lr"] == pytest.approx(1e-3)
+    scale_learning_rate(run, 4)  # epoch 1: after lr_step_epochs[0] = 1 (1-based)
+    assert group["lr"] == pytest.approx(5e-4) and group["initial_lr"] == pytest.approx(1e-3)
+
+
+def test_sampler_state_round_trips(toy):
+    data = load_data(toy, "cpu")
+    config = build_config("zhou2023", "thumos14", sets=SHORT)
+    model = build_base_method(config, 32, 3)
+    a = model.training_sampler(data.train, config, seed=0)
+    for _ in range(5):
+        a.sample()
+    b = model.training_sampler(data.train, config, seed=0)
+    b.load_state_dict(a.state_dict())
+    b.generator.set_state(a.generator.get_state())
+    assert torch.equal(a.sample().extras["video_index"], b.sample().extras["video_index"])

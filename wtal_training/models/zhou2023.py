@@ -241,7 +241,6 @@ class Zhou2023(BaseMethod):
         slots = int(self.hp["memory_slots"])
         self.register_buffer("memory_centres", torch.zeros(num_classes, slots, dim))
         self.register_buffer("memory_scores", torch.zeros(num_classes, slots))
-        self.training_state: Any = None  # set by the training sampler (zhou2023_training)
 
     # -- network -------------------------------------------------------------------------
     def predict(self, x: torch.Tensor, mask: torch.Tensor) -> BranchOutput:
@@ -359,12 +358,14 @@ class Zhou2023(BaseMethod):
         """Nothing left to suppress: :meth:`video_proposals` already fused overlapping proposals."""
         return [np.asarray(score, dtype=np.float64) for _, _, score in groups]
 
+    # -- training: whole videos, epochs, memory bank, snapshots (zhou2023_training) ----------
+    def training_sampler(self, data: Any, config: Any, seed: int) -> Any:
+        from .zhou2023_training import Zhou2023Training
+
+        return Zhou2023Training(self, data, config.batch_size, seed)
+
     def optimizer_options(self) -> dict[str, Any]:
         return {"betas": (0.9, 0.99)}  # the public Adam's betas
-
-    def learning_rate_scale(self, iteration: int) -> float | None:
-        state = self.training_state
-        return None if state is None else state.learning_rate_scale(iteration)
 
 
 def video_losses(
