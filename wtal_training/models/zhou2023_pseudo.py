@@ -26,6 +26,7 @@ One recipe serves test time and training ("bridging the train-test gap"):
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -51,25 +52,24 @@ def _outer_bounds(start: np.ndarray, end: np.ndarray, length_t: int) -> tuple[np
 
 
 def class_proposals(frame: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """(N, 4) proposals [start, end, score, inner] of one class's ``frame`` (T,) scores."""
+    """(N, 4) proposals [start, end, score, inner] of one class's ``frame`` (T,) scores.
+
+    Means are float32 means of the float32 scores, as the public code computes them: the
+    fused bounds are truncated to snippets later, so even rounding can move a bound.
+    """
+    frame = np.asarray(frame, dtype=np.float32)
     length_t = frame.shape[0]
     starts, ends = threshold_runs(frame, np.asarray(thresholds, dtype=np.float64))
     keep = (ends - starts) >= MIN_RUN
     s, e = starts[keep], ends[keep]
-    if not len(s):
-        return np.zeros((0, 4))
-    csum = np.concatenate([[0.0], np.cumsum(frame, dtype=np.float64)])
-    inner_end = np.minimum(e + 1, length_t)
-    inner = (csum[inner_end] - csum[s]) / (inner_end - s)
     outer_s, outer_e = _outer_bounds(s, e, length_t)
-    left = np.maximum(s - outer_s, 0)
-    left_sum = csum[s] - csum[outer_s]
-    right_lo = np.minimum(e + 1, length_t)  # the snippet at e is inner, not outer
-    right_hi = np.maximum(outer_e, right_lo)
-    right, right_sum = right_hi - right_lo, csum[right_hi] - csum[right_lo]
-    count = left + right
-    outer = np.where(count > 0, (left_sum + right_sum) / np.maximum(count, 1), 0.0)
-    return np.stack([s.astype(np.float64), (e + 1).astype(np.float64), inner - outer, inner], axis=1)
+    out = np.zeros((len(s), 4))
+    for i, (a, b, lo, hi) in enumerate(zip(s, e, outer_s, outer_e)):
+        inner = frame[a : b + 1].mean()  # the public extra snippet at b
+        outer_idx = np.r_[lo:a, b + 1 : hi]
+        outer = frame[outer_idx].mean() if len(outer_idx) else np.float32(0.0)
+        out[i] = (a, b + 1, inner - outer, inner)
+    return out
 
 
 def fuse_proposals(proposals: np.ndarray, temperature: float, overlap: float = FUSION_OVERLAP) -> np.ndarray:
@@ -79,7 +79,7 @@ def fuse_proposals(proposals: np.ndarray, temperature: float, overlap: float = F
         return np.zeros((0, 3))
     s, e, score, inner = proposals.T
     area = e - s + 1
-    order = np.argsort(score, kind="stable")
+    order = np.argsort(score)  # numpy's default sort, as the public code (ties keep its order)
     fused = []
     while len(order):
         best, rest = order[-1], order[:-1]
@@ -87,19 +87,25 @@ def fuse_proposals(proposals: np.ndarray, temperature: float, overlap: float = F
         merged = inter / area[rest] > overlap
         group = np.concatenate([[best], rest[merged]])
         logits = inner[group] / temperature
-        w = np.exp(logits - logits.max())  # the common factor cancels in every ratio below
-        norm = (np.sign(inner[group]) * w).sum()
-        fused.append([(s[group] * w).sum() / norm, (e[group] * w).sum() / norm, (score[group] * w).sum() / norm])
+        # the public arithmetic (sequential sums of unshifted weights: fused bounds are later
+        # truncated, so rounding matters); shifted only where exp would overflow
+        shift = logits.max() if logits.max() > 700 else 0.0
+        total_s = total_e = total_score = norm = 0.0
+        for j, logit in zip(group, logits):
+            w = math.exp(logit - shift)
+            total_s += s[j] * w
+            total_e += e[j] * w
+            total_score += score[j] * w
+            norm += math.copysign(1.0, inner[j]) * w if inner[j] != 0 else 0.0
+        fused.append([total_s / norm, total_e / norm, total_score / norm])
         order = rest[~merged]
     out = np.asarray(fused)
     return out[np.argsort(-out[:, 2], kind="stable")]
 
 
-def solve_snippet_labels(segments: np.ndarray, length_t: int) -> np.ndarray | None:
-    """(T,) values in [0, 1] of least sum with inner sum - outer sum = score for every fused
-    [start, end, score] segment; None when no such values exist."""
-    import pulp
-
+def contrast_rows(segments: np.ndarray, length_t: int) -> np.ndarray:
+    """(M, T) constraint rows of fused [start, end, ...] segments: +1 on the truncated
+    [start, end), -1 on its outer windows (``compute_score_matrix``)."""
     start = np.trunc(segments[:, 0]).astype(np.int64)
     end = np.trunc(segments[:, 1]).astype(np.int64)
     outer_s, outer_e = _outer_bounds(start, end, length_t)
@@ -108,6 +114,15 @@ def solve_snippet_labels(segments: np.ndarray, length_t: int) -> np.ndarray | No
         rows[i, a:b] = 1.0
         rows[i, lo:a] = -1.0
         rows[i, b:hi] = -1.0
+    return rows
+
+
+def solve_snippet_labels(segments: np.ndarray, length_t: int) -> np.ndarray | None:
+    """(T,) values in [0, 1] of least sum with inner sum - outer sum = score for every fused
+    [start, end, score] segment; None when no such values exist."""
+    import pulp
+
+    rows = contrast_rows(segments, length_t)
     support = np.flatnonzero(np.abs(rows).sum(axis=0))  # other snippets: 0 at the optimum
     problem = pulp.LpProblem("zhou2023_pseudo_labels", pulp.LpMinimize)
     x = {int(t): problem.add_variable(f"x{t}", 0.0, 1.0) for t in support}
