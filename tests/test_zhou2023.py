@@ -390,3 +390,42 @@ def test_sampler_state_round_trips(toy):
     b.load_state_dict(a.state_dict())
     b.generator.set_state(a.generator.get_state())
     assert torch.equal(a.sample().extras["video_index"], b.sample().extras["video_index"])
+
+
+def test_killed_run_resumes_with_its_memory_and_pseudo_labels(toy, tmp_path, monkeypatch):
+    """Killed at iteration 13 (after both snapshots, in the delta-label epoch), resumed from the
+    iteration-12 state: the final weights equal the uninterrupted run's (CPU, one thread)."""
+    from safetensors.torch import load_file
+
+    from wtal_training.engine import BaseObjective, train_seed
+
+    data = load_data(toy, "cpu")
+    sets = [s for s in SHORT if not s.startswith(("log_every", "checkpoint_every"))]
+    config = build_config("zhou2023", "thumos14", sets=[*sets, "log_every=4", "checkpoint_every=6"], iterations=15)
+    train_seed(data, config, 1, tmp_path / "straight", progress=False)
+
+    class Killed(BaseException):
+        pass
+
+    original = BaseObjective.step
+
+    def step(self, batch, it):
+        if it == 13:
+            raise Killed
+        return original(self, batch, it)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseObjective, "step", step)
+        with pytest.raises(Killed):
+            train_seed(data, config, 1, tmp_path / "killed", progress=False)
+    saved = torch.load(tmp_path / "killed" / "resume.pt", weights_only=True)
+    assert saved["iteration"] == 12 and saved["sampler"]["latest"] is not None
+    assert saved["sampler"]["previous"] is not None and saved["modules"]["base"]["memory_scores"].abs().sum() > 0
+    result = train_seed(data, config, 1, tmp_path / "killed", progress=False)
+    assert result["resumed_after_iteration"] == 12
+    a, b = (
+        load_file(tmp_path / "straight" / "checkpoint.safetensors"),
+        load_file(tmp_path / "killed" / "checkpoint.safetensors"),
+    )
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
