@@ -22,7 +22,7 @@ from wtal_data.canonical import dataset_family, load_ground_truth
 from .config import build_config, check_user_config
 
 DESCRIPTION = (
-    "Train a weakly supervised temporal action localization model (CO2-Net or DELU, optionally with the "
+    "Train a weakly supervised temporal action localization model (CO2-Net, DELU, DDG-Net, UM or Zhou et al. 2023, optionally with the "
     "MLLM4WTAL modules) for one or more seeds, each evaluated once at its final checkpoint on the test split; "
     "re-evaluate a saved checkpoint; or find the actions in new videos' features with one."
 )
@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
     )
     train.add_argument("--data", required=True, help="canonical data set folder")
-    train.add_argument("--method", required=True, help="base method: co2net | delu | ddgnet | um")
+    train.add_argument("--method", required=True, help="base method: co2net | delu | ddgnet | um | zhou2023")
     train.add_argument("--modules", nargs="*", default=None, help="MLLM4WTAL plug-ins (e.g. ksm csr dpid loc)")
     train.add_argument("--text-priors", default=None, help="text-priors folder (needed with --modules)")
     train.add_argument("--config", default=None, help="YAML file of config fields")

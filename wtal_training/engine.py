@@ -86,7 +86,9 @@ class BaseObjective:
         self.config = config
         self.base_method = base_method
         self.accelerator = accelerator
-        self.optimizer = torch.optim.Adam(base_method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            base_method.parameters(), lr=config.lr, weight_decay=config.weight_decay, **base_method.optimizer_options()
+        )
         self.model: nn.Module = base_method
         if accelerator is not None:
             self.model, self.optimizer = accelerator.prepare(base_method, self.optimizer)
@@ -384,7 +386,9 @@ def setup_seed_run(
         )
     model = build_base_method(config, data.train.feature_dim, data.num_classes).to(data.train.device)
     objective = build_objective(config, model, text_priors, accelerator, seed=seed)
-    sampler = BatchSampler(data.train, config.batch_size, config.num_similar, config.max_seqlen, seed + 1000 * rank)
+    sampler = model.training_sampler(data.train, config, seed + 1000 * rank)  # the method's own, if any
+    if sampler is None:
+        sampler = BatchSampler(data.train, config.batch_size, config.num_similar, config.max_seqlen, seed + 1000 * rank)
     is_main = accelerator is None or accelerator.is_main_process
     return SeedRun(data, config, seed, output_dir, accelerator, objective, sampler, is_main)
 
@@ -468,6 +472,8 @@ def apply_resume_state(run: SeedRun, state: dict[str, Any]) -> None:
         fresh = (run.seed + 1000 * run.rank) * 1_000_003 + run.done
         torch.manual_seed(fresh)
         run.sampler.generator.manual_seed(fresh)
+    if hasattr(run.sampler, "load_state_dict") and state.get("sampler") is not None:
+        run.sampler.load_state_dict(state["sampler"])
     run.rows = list(state["rows"])
     run.pending = {k: [v.to(run.device) for v in values] for k, values in state["pending"].items()}
     run.seconds_before = float(state["train_seconds"])
@@ -488,6 +494,7 @@ def run_training_loop(run: SeedRun, progress: bool) -> float:
             at_checkpoint = iteration % config.checkpoint_every == 0
             at_log = iteration % config.log_every == 0 or iteration == config.iterations
             try:
+                scale_learning_rate(run, iteration)
                 logs = run.objective.step(run.sampler.sample(), iteration)
                 loss = logs.get("loss")
                 if isinstance(loss, torch.Tensor):
@@ -510,6 +517,23 @@ def run_training_loop(run: SeedRun, progress: bool) -> float:
     finally:
         reporter.close()
     return run.seconds_before + time.perf_counter() - start
+
+
+def scale_learning_rate(run: SeedRun, iteration: int) -> None:
+    """A method sampler's learning-rate schedule (``learning_rate_scale``, see
+    ``BaseMethod.training_sampler``): every optimizer group holding only the base method's
+    parameters gets its initial rate times the scale; plug-in groups keep theirs."""
+    schedule = getattr(run.sampler, "learning_rate_scale", None)
+    if schedule is None:
+        return
+    scale = float(schedule(iteration))
+    base = base_method_of(run.objective.inference_model())
+    own = {id(p) for p in base.parameters()} if base is not None else set()
+    for optimizer in run.objective.optimizers().values():
+        for group in optimizer.param_groups:
+            if group["params"] and all(id(p) in own for p in group["params"]):
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * scale
 
 
 def log_metrics_row(run: SeedRun, iteration: int, seconds: float, reporter: Progress) -> None:
@@ -542,6 +566,13 @@ def inference_state(run: SeedRun) -> dict[str, torch.Tensor]:
 
 
 def resume_state(run: SeedRun, iteration: int, seconds: float) -> dict[str, Any]:
+    state = _resume_state(run, iteration, seconds)
+    if hasattr(run.sampler, "state_dict"):  # a method's own sampler with state (BaseMethod.training_sampler)
+        state["sampler"] = run.sampler.state_dict()
+    return state
+
+
+def _resume_state(run: SeedRun, iteration: int, seconds: float) -> dict[str, Any]:
     return build_state(
         identity=run_identity(run),
         code_version=code_version(),

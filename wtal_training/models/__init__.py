@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import co2net, ddgnet, delu, um  # noqa: F401  (register the methods)
+from . import co2net, ddgnet, delu, um, zhou2023  # noqa: F401  (register the methods)
 from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, TrainingObjective, register_base_method
 
 

@@ -115,6 +115,21 @@ class BaseMethod(nn.Module):
 
         return batched_soft_nms(groups, sigma=config.nms_sigma)
 
+    # -- training hooks (defaults: the engine's batch sampler and a plain Adam) ------------
+    def training_sampler(self, data: Any, config: Any, seed: int) -> Any:
+        """The method's own sampler of training batches, or None for the engine's
+        :class:`~wtal_training.sampler.BatchSampler`.  A sampler has ``sample() -> Batch`` and
+        a ``generator`` (saved for resuming); optionally ``learning_rate_scale(iteration)``
+        (the engine multiplies the learning rate of every optimizer group holding only this
+        method's parameters by it, before each iteration) and ``state_dict`` /
+        ``load_state_dict`` (kept in the resume state).  Zhou et al. 2023: epochs of whole
+        videos, snapshots and their pseudo-labels (:mod:`.zhou2023_training`)."""
+        return None
+
+    def optimizer_options(self) -> dict[str, Any]:
+        """Extra ``torch.optim.Adam`` arguments of the plain base objective (e.g. ``betas``)."""
+        return {}
+
     def loss(
         self, output: BaseOutput, batch: Batch, iteration: int
     ) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
