@@ -67,7 +67,11 @@ def test_ablation_summary_from_the_evaluations(tmp_path):
     root = scratch_copy(tmp_path / "wf")
     fake_outputs(root, STUDY)
     (root / STUDY).unlink()
-    assert planned_jobs(run(root, "--cores", "1", STUDY).stdout) == {"ablation": 1}
+    proc = run(root, "--cores", "1", STUDY)
+    assert planned_jobs(proc.stdout) == {"ablation": 1}
+    # the finished run prints each arm's headline (Snakefile onsuccess)
+    assert f"{STUDY}: ablation 'thumos14-vd' on thumos14-vd (GENERATED data" in proc.stdout
+    assert "  DELU +KSM+CSR: 0.1:0.7 avg mAP " in proc.stdout and "vs reference" in proc.stdout
     summary = json.loads((root / STUDY).read_text())
     assert summary["synthetic"] is True and summary["dataset"] == "thumos14-vd"
     arms = {arm["experiment"]: arm for arm in summary["arms"]}

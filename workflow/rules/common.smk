@@ -437,6 +437,11 @@ def predict_proposal_source(wildcards):
     return f"--proposal-source {spec['inference']['proposal_source']}" if "inference" in spec else ""
 
 
+def arm_seeds(dataset, arm):
+    """An arm's seeds: its own `seeds` (a subset, e.g. fewer for a quick study), else its experiment's."""
+    return arm.get("seeds") or experiment_seeds(dataset, arm["experiment"])
+
+
 def ablation_mllm(study):
     return mllm_name(ABLATIONS[study]["dataset"])
 
@@ -448,7 +453,7 @@ def ablation_maps(wildcards):
     maps, runs = [], []
     for arm in spec["arms"]:
         base = run_dir(dataset, mllm, arm["experiment"])
-        for s in experiment_seeds(dataset, arm["experiment"]):
+        for s in arm_seeds(dataset, arm):
             maps.append(f"{base}/seed{s}/eval_map.json")
             if arm["experiment"] in TRAINED_EXPERIMENTS:
                 runs.append(f"{base}/seed{s}/run.json")
@@ -463,7 +468,7 @@ def ablation_spec(wildcards):
     for arm in spec["arms"]:
         experiment = arm["experiment"]
         base = run_dir(dataset, mllm, experiment)
-        seeds = experiment_seeds(dataset, experiment)
+        seeds = arm_seeds(dataset, arm)
         arms.append(
             {
                 "name": arm["name"],
@@ -509,3 +514,42 @@ def configured_summary(wildcards):
     """The summary results/{dataset}_map.json stands for: the configured MLLM
     (`mllm`, or the data set's default_mllm) and `experiment`."""
     return summary_path(wildcards.dataset, mllm_name(wildcards.dataset), config["experiment"])
+
+
+# --- what a finished run prints ----------------------------------------------------
+
+
+def _average_key(averages):
+    """The headline tIoU range: THUMOS14's 0.1:0.7 when present, else the first one."""
+    return "0.1:0.7" if "0.1:0.7" in averages else next(iter(averages))
+
+
+def result_headlines(targets):
+    """One line per requested summary (results/*_map.json, results/*_ablation.json) that
+    exists: what a user should see at the end of `snakemake ... results/demo_map.json`."""
+    lines = []
+    for target in sorted(str(t) for t in targets):
+        path = Path(target)
+        if not path.is_file() or not target.endswith(("_map.json", "_ablation.json")):
+            continue
+        summary = yaml.safe_load(path.read_text())  # JSON is YAML
+        generated = " (GENERATED data, not a real data set)" if summary.get("synthetic") else ""
+        if target.endswith("_map.json"):
+            key = _average_key(summary["average_map"])
+            value = summary["average_map"][key]
+            lines.append(
+                f"{target}: {summary['dataset']}{generated}, experiment {summary['experiment']}, MLLM "
+                f"{summary['mllm']}: avg mAP@{key} = {100 * value['mean']:.1f} ± {100 * value['std']:.1f} % "
+                f"over {len(summary['seeds'])} seeds"
+            )
+            continue
+        lines.append(f"{target}: ablation '{summary['study']}' on {summary['dataset']}{generated}")
+        for arm in summary["arms"]:
+            key = f"avg {_average_key({k[4:]: v for k, v in arm['metrics'].items() if k.startswith('avg ')})}"
+            m = arm["metrics"][key]
+            line = f"  {arm['name']}: {key[4:]} avg mAP {100 * m['mean']:.1f} ± {100 * m['std']:.1f} % ({len(arm['seeds'])} seeds)"
+            if arm.get("paired_difference"):
+                d = arm["paired_difference"][key]
+                line += f"; vs reference {100 * d['mean']:+.1f} [95% CI {100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
+            lines.append(line)
+    return lines
