@@ -104,7 +104,7 @@ def test_demo_through_real_slurm_equals_local_run(slurm_cluster, tmp_path):
     small = tmp_path / "small.yaml"
     small.write_text(SMALL_CONFIG)
     # The target first: --set-resources takes every argument up to the next option.
-    proc = run(on_slurm, TARGET, *SLURM, "--configfile", str(small), timeout=1200)
+    proc = run(on_slurm, TARGET, *SLURM, "--configfile", str(small), timeout=1200, real_slurm=True)
     slurm_seconds = time.time() - started
 
     submitted = {job: rule for job, rule in SUBMITTED.findall(proc.stdout)}

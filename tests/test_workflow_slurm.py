@@ -25,8 +25,10 @@ SLURM = [
 ]
 
 
-def _env(tmp_path):
-    return {"PATH": f"{STUBS}{os.pathsep}{os.environ['PATH']}", "SLURM_STUB_DIR": str(tmp_path / "slurm")}
+def _env(tmp_path, submit_only=False):
+    """Stand-ins first on PATH; `submit_only`: jobs are logged, not run (they end FAILED)."""
+    env = {"PATH": f"{STUBS}{os.pathsep}{os.environ['PATH']}", "SLURM_STUB_DIR": str(tmp_path / "slurm")}
+    return env | ({"SLURM_STUB_SUBMIT_ONLY": "1"} if submit_only else {})
 
 
 def _calls(tmp_path):
@@ -70,8 +72,9 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
         assert not any(a.startswith("--gpus") for a in call), call
         assert call[call.index("-p") + 1].strip("'") == "cpu"
 
-    # GPU jobs: force the prior shards, then the training seeds.  The stage CLIs meet the
-    # empty fake inputs and fail; what is checked here is the submission itself.
+    # GPU jobs: force the prior shards, then the training seeds.  What is checked here is the
+    # submission itself: the stand-in logs each job and fails it unrun (the stage CLIs
+    # would only meet the empty fake inputs and fail, after two Snakemake starts per job).
     for rule in ("generate_priors_shard", "train"):
         before = len(_calls(tmp_path))
         proc = run(
@@ -84,7 +87,7 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
             rule,
             "results/demo_map.json",
             *extra,
-            env=_env(tmp_path),
+            env=_env(tmp_path, submit_only=True),
             check=False,
             timeout=240,
         )
@@ -107,7 +110,7 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
         "train",
         "results/demo_map.json",
         *cpu_extra,
-        env=_env(tmp_path),
+        env=_env(tmp_path, submit_only=True),
         check=False,
         timeout=240,
     )

@@ -11,6 +11,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 DIRECTORY_OUTPUTS = ("/videos", "/timelines")
+# snakemake-executor-plugin-slurm runs `scontrol show config` when Snakemake imports it, at
+# every start.  On a machine with a Slurm client but no controller answering (e.g. after
+# tests/slurm/start-local-cluster.sh installed one and the cluster stopped), that call waits
+# 9 s for its timeout: most of each Snakemake start.  Runs that submit nothing to a real
+# cluster point the client at an empty config instead, so it fails at once; the plugin then
+# only words one help text differently.  Nothing else reads SLURM_CONF in these runs.
+NO_SLURM_CLIENT = {"SLURM_CONF": os.devnull}
 
 
 def scratch_copy(dest: Path) -> Path:
@@ -25,9 +32,11 @@ def scratch_copy(dest: Path) -> Path:
     return dest
 
 
-def run(cwd: Path, *args, env=None, check=True, timeout=300) -> subprocess.CompletedProcess:
-    """Run snakemake in `cwd`; returns the completed process (stdout+stderr in .stdout)."""
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+def run(cwd: Path, *args, env=None, check=True, timeout=300, real_slurm=False) -> subprocess.CompletedProcess:
+    """Run snakemake in `cwd`; returns the completed process (stdout+stderr in .stdout).
+
+    `real_slurm`: keep the machine's Slurm client configuration (a run on a real cluster)."""
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", **({} if real_slurm else NO_SLURM_CLIENT), **(env or {}))
     proc = subprocess.run(
         [*SNAKEMAKE, *args],
         cwd=cwd,

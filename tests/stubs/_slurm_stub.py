@@ -3,7 +3,10 @@
 Installed on PATH as sbatch, squeue, sacct, scancel, scontrol, sinfo and srun (thin shell wrappers
 calling this module).  Only the invocations snakemake-executor-plugin-slurm makes are
 understood.  Every sbatch call is appended as one JSON line to $SLURM_STUB_DIR/sbatch.jsonl
-so a test can check what was asked for (e.g. --gpus=1 on GPU jobs).
+so a test can check what was asked for (e.g. --gpus=1 on GPU jobs).  With
+SLURM_STUB_SUBMIT_ONLY=1 set, a submitted job is logged but not run: it ends FAILED at once
+(for a test that checks only the submission; the plugin's status polls back off by 10 s after
+each poll that finds no job completed, so a job that runs for seconds costs ten times that).
 """
 
 import fcntl
@@ -58,6 +61,10 @@ def sbatch(args):
     job = _next_id()
     jobs = _jobs()
     (jobs / f"{job}.name").write_text(_option(args, "--job-name", "-J") or "")
+    if os.environ.get("SLURM_STUB_SUBMIT_ONLY") == "1":
+        (jobs / f"{job}.state").write_text("FAILED")
+        print(job)
+        return 0
     (jobs / f"{job}.state").write_text("RUNNING")
     log = (_option(args, "--output", "-o") or "slurm-%j.out").replace("%j", job)
     workdir = _option(args, "-D") or _option(args, "--chdir") or os.getcwd()
