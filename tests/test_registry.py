@@ -59,7 +59,7 @@ def test_project_registries_use_it():
     from wtal_training.mllm4wtal.plugins import MLLM4WTAL_MODULES
     from wtal_training.models import BASE_METHODS
 
-    assert set(BASE_METHODS.names()) == {"co2net", "delu", "ddgnet", "um"}
+    assert set(BASE_METHODS.names()) == {"co2net", "delu", "ddgnet", "um", "zhou2023"}
     assert BACKENDS.names() == ("hf", "template", "synthetic", "vllm")
     assert INGEST_FORMATS.names() == ("wtalc", "um", "per-video")
     assert set(MLLM4WTAL_MODULES.names()) == {"ksm", "csr"}
@@ -77,7 +77,8 @@ def test_selection_by_name_reports_the_valid_names():
     from wtal_training.models import build_base_method
 
     with pytest.raises(
-        ConfigError, match=r"^config 'method': unknown base method 'co3net'; choose one of: co2net, delu, ddgnet, um$"
+        ConfigError,
+        match=r"^config 'method': unknown base method 'co3net'; choose one of: co2net, delu, ddgnet, um, zhou2023$",
     ):
         build_base_method(SimpleNamespace(method="co3net"), 16, 3)
     assert isinstance(make_backend("template"), TemplateBackend)

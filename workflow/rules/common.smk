@@ -532,24 +532,38 @@ def result_headlines(targets):
         path = Path(target)
         if not path.is_file() or not target.endswith(("_map.json", "_ablation.json")):
             continue
-        summary = yaml.safe_load(path.read_text())  # JSON is YAML
-        generated = " (GENERATED data, not a real data set)" if summary.get("synthetic") else ""
-        if target.endswith("_map.json"):
-            key = _average_key(summary["average_map"])
-            value = summary["average_map"][key]
-            lines.append(
-                f"{target}: {summary['dataset']}{generated}, experiment {summary['experiment']}, MLLM "
-                f"{summary['mllm']}: avg mAP@{key} = {100 * value['mean']:.1f} ± {100 * value['std']:.1f} % "
-                f"over {len(summary['seeds'])} seeds"
+        try:
+            summary = yaml.safe_load(path.read_text())  # JSON is YAML
+            lines.extend(_headline(target, summary))
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration):
+            continue  # not a summary this code wrote (e.g. an empty file from --touch)
+    return lines
+
+
+def _headline(target, summary):
+    """The printed lines of one summary: a map summary's average, or each ablation arm's."""
+    generated = " (GENERATED data, not a real data set)" if summary.get("synthetic") else ""
+    if target.endswith("_map.json"):
+        key = _average_key(summary["average_map"])
+        value = summary["average_map"][key]
+        return [
+            f"{target}: {summary['dataset']}{generated}, experiment {summary['experiment']}, MLLM "
+            f"{summary['mllm']}: avg mAP@{key} = {100 * value['mean']:.1f} ± {100 * value['std']:.1f} % "
+            f"over {len(summary['seeds'])} seeds"
+        ]
+    lines = [f"{target}: ablation '{summary['study']}' on {summary['dataset']}{generated}"]
+    for arm in summary["arms"]:
+        averages = {name[4:]: value for name, value in arm["metrics"].items() if name.startswith("avg ")}
+        key = _average_key(averages)
+        m = averages[key]
+        line = (
+            f"  {arm['name']}: {key} avg mAP {100 * m['mean']:.1f} ± {100 * m['std']:.1f} % "
+            f"({len(arm['seeds'])} seeds)"
+        )
+        if arm.get("paired_difference"):
+            d = arm["paired_difference"][f"avg {key}"]
+            line += (
+                f"; vs reference {100 * d['mean']:+.1f} [95% CI {100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
             )
-            continue
-        lines.append(f"{target}: ablation '{summary['study']}' on {summary['dataset']}{generated}")
-        for arm in summary["arms"]:
-            key = f"avg {_average_key({k[4:]: v for k, v in arm['metrics'].items() if k.startswith('avg ')})}"
-            m = arm["metrics"][key]
-            line = f"  {arm['name']}: {key[4:]} avg mAP {100 * m['mean']:.1f} ± {100 * m['std']:.1f} % ({len(arm['seeds'])} seeds)"
-            if arm.get("paired_difference"):
-                d = arm["paired_difference"][key]
-                line += f"; vs reference {100 * d['mean']:+.1f} [95% CI {100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
-            lines.append(line)
+        lines.append(line)
     return lines
