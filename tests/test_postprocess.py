@@ -53,6 +53,27 @@ def test_known_segments_recovered_in_seconds():
     assert all(p["segment"][1] <= 50.0 for p in preds["results"]["v1"])
 
 
+def test_proposals_past_the_annotated_duration_are_clipped_or_dropped():
+    """Snippet grids overrun a video's duration: a proposal starting after the end is no
+    detection (it once came out as [100.88, 100.542], which the evaluator rejects)."""
+    cas, att = constructed()  # proposals at 5-10 s and 30-35 s
+    short = {**GT, "database": {"v1": {**GT["database"]["v1"], "duration": 28.0}}}
+    segments = [
+        p["segment"]
+        for p in predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, short, TrainConfig())["results"]["v1"]
+    ]
+    assert segments and all(0 <= a < b <= 28.0 for a, b in segments)
+    assert (5.0, 10.0) in {tuple(s) for s in segments} and not any(a >= 28.0 for a, _ in segments)
+    clipped = {**GT, "database": {"v1": {**GT["database"]["v1"], "duration": 32.0}}}
+    ends = [
+        p["segment"]
+        for p in predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, clipped, TrainConfig())["results"][
+            "v1"
+        ]
+    ]
+    assert [30.0, 32.0] in ends
+
+
 def test_localization_head_proposals_are_decoded():
     cas, att = constructed()
     att[:] = 0.02  # no attention proposals; only the head's

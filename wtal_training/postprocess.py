@@ -272,8 +272,9 @@ def predictions_from_outputs(
     for (vid, c), (st, en, _), sc in zip(keys, groups, decayed):
         duration = float(gt["database"][vid]["duration"])
         keep = ((en - st) > min_length) & np.isfinite(sc)  # after NMS, in snippets, as DELU's test.py
-        st, en, sc = st[keep], en[keep], sc[keep]
-        for a, b, p in zip(st * seconds, np.minimum(en * seconds, duration), sc):
+        start_s, end_s = np.minimum(st[keep] * seconds, duration), np.minimum(en[keep] * seconds, duration)
+        inside = end_s > start_s  # snippets past the annotated duration (0.64 s steps overrun it) are no detection
+        for a, b, p in zip(start_s[inside], end_s[inside], sc[keep][inside]):
             results[vid].append(
                 {"label": classes[c], "score": float(p), "segment": [round(float(a), 3), round(float(b), 3)]}
             )
