@@ -94,14 +94,15 @@ def summarise_ablation(spec: Mapping[str, Any]) -> dict[str, Any]:
     """
     arms_by_experiment: dict[str, dict[str, Any]] = {}
     for arm in spec["arms"]:
-        per_seed = {seed: _metric_values(read_evaluation(path)) for seed, path in arm["maps"].items()}
+        evaluations = {seed: read_evaluation(path) for seed, path in arm["maps"].items()}
+        per_seed = {seed: _metric_values(evaluation) for seed, evaluation in evaluations.items()}
         metrics = list(next(iter(per_seed.values())))
         summary = {}
         for metric in metrics:
             values = [per_seed[s][metric] for s in per_seed]
             mean, std = mean_and_std(values)
             summary[metric] = {"mean": mean, "std": std, "per_seed": {s: per_seed[s][metric] for s in per_seed}}
-        per_class = _mean_per_class([read_evaluation(p) for p in arm["maps"].values()])
+        per_class = _mean_per_class(list(evaluations.values()))
         arms_by_experiment[arm["experiment"]] = {
             **{k: arm.get(k) for k in ("name", "experiment", "reference", "description", "inference", "training")},
             "seeds": list(per_seed),

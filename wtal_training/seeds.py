@@ -56,6 +56,18 @@ def load_text_priors(directory: str | None, classes: Sequence[str] | None = None
     return _load(directory, list(classes) if classes is not None else None)
 
 
+def _prepare(data_dir: str | Path, config: TrainConfig, device: str, text_priors_dir: str | None):
+    """What every training command does first: check the plug-in setup, then the
+    accelerator, the data on its device and the text priors in the data set's class order."""
+    check_plugin_config(config, text_priors_dir)
+    accelerator = make_accelerator(device, config.mixed_precision)
+    data: LoadedData = load_data(data_dir, accelerator.device)
+    text_priors = load_text_priors(text_priors_dir, data.gt["classes"])
+    if data.gt.get("synthetic"):
+        log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
+    return accelerator, data, text_priors
+
+
 def run_single_seed(
     data_dir: str | Path,
     config: TrainConfig,
@@ -73,12 +85,7 @@ def run_single_seed(
     ``run_dir/run.json`` records what was trained (seed, iterations, seconds, the config).
     """
     run_dir = Path(run_dir)
-    check_plugin_config(config, text_priors_dir)
-    accelerator = make_accelerator(device, config.mixed_precision)
-    data: LoadedData = load_data(data_dir, accelerator.device)
-    text_priors = load_text_priors(text_priors_dir, data.gt["classes"])
-    if data.gt.get("synthetic"):
-        log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
+    accelerator, data, text_priors = _prepare(data_dir, config, device, text_priors_dir)
     log.info("seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device)
     result = train_seed(data, config, seed, run_dir, accelerator, text_priors, progress, resume, score=False)
     if not accelerator.is_main_process:
@@ -113,12 +120,7 @@ def run_experiment(
     (see :func:`.engine.train_seed`); ``False`` starts every seed over.
     """
     output_dir = Path(output_dir)
-    check_plugin_config(config, text_priors_dir)
-    accelerator = make_accelerator(device, config.mixed_precision)
-    data: LoadedData = load_data(data_dir, accelerator.device)
-    text_priors = load_text_priors(text_priors_dir, data.gt["classes"])
-    if data.gt.get("synthetic"):
-        log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
+    accelerator, data, text_priors = _prepare(data_dir, config, device, text_priors_dir)
     per_seed: dict[str, Any] = {}
     for seed in seeds:
         log.info(

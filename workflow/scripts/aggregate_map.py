@@ -9,13 +9,13 @@ the `aggregate_map` rule (Snakemake `script:`); also importable.
 """
 
 import html
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))  # the repository root (Snakemake runs jobs there): wtal_common
 
+from evaluation.ablation import read_evaluation  # noqa: E402
 from wtal_common.errors import InputError  # noqa: E402
 from wtal_common.io import atomic_write_json, atomic_write_text  # noqa: E402
 from wtal_common.stats import mean_and_std  # noqa: E402
@@ -25,13 +25,7 @@ SCHEMA_VERSION = 2
 
 def read_seed_map(path) -> tuple[dict, dict]:
     """(mAP per tIoU key, average mAP per 'low:high' key) of one evaluation output."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the evaluation output ({exc})") from exc
-    missing = [key for key in ("mAP", "average_mAP") if not isinstance(data.get(key), dict)]
-    if missing:
-        raise InputError(f"{path}: no {' / '.join(missing)} mapping (the keys `python -m evaluation` writes)")
+    data = read_evaluation(path)
     return data["mAP"], data["average_mAP"]
 
 
