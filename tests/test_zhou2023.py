@@ -336,6 +336,41 @@ def test_sampler_epochs_of_whole_videos_and_the_stage_schedule(toy):
     assert torch.allclose(sampler.pseudo_target(301), torch.full((2, 4), 2.15 * 0.75))
 
 
+def test_train_max_snippets_cuts_long_videos_and_keeps_their_pseudo_labels_aligned(toy):
+    """Toy videos are 30-70 snippets: with a cap of 40, longer ones are cut to 40 snippets in
+    order, one per equal bin (random-perturb), shorter ones stay whole; each kept snippet
+    carries its own packed row's features and pseudo-label."""
+    data = load_data(toy, "cpu")
+    config = build_config("zhou2023", "thumos14", sets=[*SHORT[:5], "train_max_snippets=40"])
+    model = build_base_method(config, 32, 3)
+    sampler = model.training_sampler(data.train, config, seed=0)
+    packed = torch.arange(data.train.features.shape[0], dtype=torch.float32)
+    sampler.latest = torch.stack([packed, -packed], 1)  # (rows, C + 1 = 2) labels naming their row
+    sampler.memory_filled = True
+    sampler.drawn = sampler.iterations_per_epoch * 2  # epoch 2: after the first snapshot (1)
+    sampler.begin_epoch = lambda epoch: setattr(sampler, "order", torch.arange(len(data.train)))
+    batch = sampler.sample()
+    lengths = data.train.lengths[batch.extras["video_index"]]
+    assert bool((lengths > 40).any()) and bool((lengths <= 40).any())
+    assert batch.features.shape[1] == 40
+    assert torch.equal(batch.mask.sum(1), lengths.clamp(max=40))
+    for b, v in enumerate(batch.extras["video_index"].tolist()):
+        n, offset = int(batch.mask[b].sum()), int(data.train.offsets[v])
+        rows = batch.extras["pseudo_labels"][b, :n, 0].long()
+        assert torch.equal(batch.extras["pseudo_labels"][b, :n, 1], -rows.float())
+        assert torch.equal(batch.features[b, :n], data.train.features[rows])
+        local = rows - offset
+        if int(lengths[b]) <= 40:
+            assert torch.equal(local, torch.arange(n))  # whole, in order
+        else:  # one snippet from each of 40 bins [floor(i L / 40), floor((i + 1) L / 40)]
+            i = torch.arange(40)
+            low, high = (i * lengths[b]) // 40, ((i + 1) * lengths[b]) // 40
+            assert bool(((local >= low) & (local <= high.clamp(max=int(lengths[b]) - 1))).all())
+            assert bool((local[1:] >= local[:-1]).all())
+    whole = build_config("zhou2023", "thumos14")
+    assert whole.train_max_snippets == 0  # the default: whole videos, the public code
+
+
 @pytest.mark.parametrize("modules", [[], ["ksm", "csr"]])
 def test_trains_through_memory_and_snapshots_with_and_without_plugins(toy, tmp_path, modules, caplog):
     import json

@@ -379,6 +379,7 @@ class TrainConfig:
     snapshot_dropout: bool | None = _default("snapshot_dropout")
     delta_epochs: list[int] | None = _default("delta_epochs")
     delta_scales: list[float] | None = _default("delta_scales")
+    train_max_snippets: int | None = _default("train_max_snippets")
     # optimiser
     iterations: int = _default("iterations")
     lr: float = _default("lr")

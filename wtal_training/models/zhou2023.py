@@ -218,6 +218,7 @@ class Zhou2023(BaseMethod):
         "lr_step_factors",
         "class_threshold",
         "cas_thresholds",
+        "train_max_snippets",
     )
     test_outputs = ("video_scores",)
 

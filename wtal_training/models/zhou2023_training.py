@@ -49,13 +49,30 @@ from .zhou2023_pseudo import video_pseudo_labels
 log = logging.getLogger("wtal_training")
 
 
-def padded_batch(data: Any, videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Features (B, T_max, D), mask (B, T_max) and packed row indices (B, T_max) of whole videos."""
+def padded_batch(
+    data: Any, videos: torch.Tensor, max_snippets: int = 0, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Features (B, T_max, D), mask (B, T_max) and packed row indices (B, T_max) of whole videos.
+
+    With ``max_snippets`` > 0 (and a ``generator``), a video longer than that is cut to
+    ``max_snippets`` snippets by the project's random-perturb sampling (one random snippet
+    per equal bin, in order: :func:`..sampler.random_perturb_indices`), as the other base
+    methods' samplers do; shorter videos stay whole.  ``rows`` then index the kept snippets,
+    so per-snippet pseudo-labels follow them.  0 is the public code (whole videos)."""
     lengths = data.lengths[videos]
-    t_max = int(lengths.max())
+    kept = lengths.clamp(max=max_snippets) if max_snippets > 0 else lengths
+    t_max = int(kept.max())
     steps = torch.arange(t_max, device=data.device).unsqueeze(0)
-    mask = steps < lengths.unsqueeze(1)
-    rows = data.offsets[videos].unsqueeze(1) + torch.minimum(steps, lengths.unsqueeze(1) - 1)
+    mask = steps < kept.unsqueeze(1)
+    positions = torch.minimum(steps, kept.unsqueeze(1) - 1).expand(len(videos), t_max).clone()
+    long = lengths > kept
+    if bool(long.any()):
+        from ..sampler import random_perturb_indices
+
+        if generator is None:
+            raise ValueError("padded_batch: cutting videos to max_snippets needs a generator")
+        positions[long] = random_perturb_indices(lengths[long], t_max, generator)
+    rows = data.offsets[videos].unsqueeze(1) + positions
     features = data.features.index_select(0, rows.reshape(-1)).reshape(len(videos), t_max, -1)
     return features * mask.unsqueeze(-1).to(features.dtype), mask, rows
 
@@ -201,7 +218,7 @@ class Zhou2023Training:
             self.begin_epoch(epoch)
         self.drawn += 1
         videos = self.order[position * self.batch_size : (position + 1) * self.batch_size]
-        features, mask, rows = padded_batch(self.data, videos)
+        features, mask, rows = padded_batch(self.data, videos, int(self.hp["train_max_snippets"]), self.generator)
         extras: dict[str, Any] = {"video_index": videos, "zhou_stage": self.stage(epoch)}
         target = self.pseudo_target(epoch)
         if target is not None:
