@@ -16,6 +16,8 @@ import pytest
 import yaml
 from helpers.workflow import REPO, fake_outputs, planned_jobs, run, scratch_copy
 
+from prior_generation.settings import DEFAULTS as GENERATION_DEFAULTS
+
 DEMO = "results/demo_map.json"
 PRIOR_CHAIN = {
     "generate_priors_shard": 2,
@@ -76,7 +78,8 @@ def test_editing_a_prompt_reruns_that_chain(done, tmp_path):
 
 
 def test_one_mllm_overrides_a_generation_default(done):
-    """mllms.<name>.priors reaches that MLLM's command line; unset knobs stay the CLI's defaults."""
+    """mllms.<name>.priors reaches that MLLM's command line; unset knobs are
+    prior_generation/settings.py's defaults, written out."""
     cfg = done / "config" / "config.yaml"
     original = cfg.read_text()
     entry = "  synthetic:\n    backend: synthetic\n    gpu: false\n"
@@ -85,7 +88,7 @@ def test_one_mllm_overrides_a_generation_default(done):
         cfg.write_text(original.replace(entry, entry + "    priors: {batch_size: 3}\n", 1))
         out = run(done, "-n", "-p", DEMO).stdout
         assert planned_jobs(out) == PRIOR_CHAIN
-        assert "--batch-size 3" in out and "--num-frames" not in out
+        assert "--batch-size 3" in out and f"--num-frames {GENERATION_DEFAULTS.num_frames} " in out
     finally:
         cfg.write_text(original)
 
@@ -93,6 +96,43 @@ def test_one_mllm_overrides_a_generation_default(done):
 def test_training_knob_reruns_only_training_and_evaluation(done):
     out = run(done, "-n", DEMO, "--config", "training={method: co2net}").stdout
     assert planned_jobs(out) == {"train": 2, "evaluate": 2, "aggregate_map": 1, "publish_map": 1}
+
+
+def test_changing_a_package_default_reruns_only_what_it_changes(tmp_path):
+    """The stages' own defaults are rerun triggers too: a generation default of
+    prior_generation/settings.py reruns the MLLM chain; a DELU default of defaults.yaml reruns
+    the DELU trainings; a CO2-Net default leaves them (the scratch copy carries both packages,
+    which the Snakefile imports from the workflow's root ahead of the installed ones)."""
+    import shutil
+
+    root = scratch_copy(tmp_path)
+    for package in ("prior_generation", "wtal_training"):
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    fake_outputs(root, DEMO)
+    assert planned_jobs(run(root, "-n", DEMO).stdout) == {}
+
+    def edited(path, old, new):
+        text = path.read_text()
+        assert text.count(old) == 1, old
+        path.write_text(text.replace(old, new))
+        try:
+            return run(root, "-n", DEMO).stdout
+        finally:
+            path.write_text(text)
+
+    settings = root / "prior_generation" / "settings.py"
+    out = edited(settings, "num_frames: int = 16", "num_frames: int = 8")
+    assert planned_jobs(out) == PRIOR_CHAIN
+    assert re.search(r"params have changed since last execution:\s+generate_priors_shard", out)
+    defaults = root / "wtal_training" / "configs" / "defaults.yaml"
+    out = edited(
+        defaults,
+        "model: {uct_guide_order: rank, edl_form: exp_log}\n    test: {min_proposal_length: 1.0}",
+        "model: {uct_guide_order: rank, edl_form: exp_log}\n    test: {min_proposal_length: 2.0}",
+    )
+    assert planned_jobs(out) == {"train": 2, "evaluate": 2, "aggregate_map": 1, "publish_map": 1}
+    out = edited(defaults, "test: {num_thresholds: 10}\n  # DELU's", "test: {num_thresholds: 12}\n  # DELU's")
+    assert planned_jobs(out) == {}
 
 
 def test_bad_config_value_names_the_field(fresh):

@@ -3,8 +3,11 @@
 # an input file), so Snakemake's params/input/code rerun triggers rerun exactly the
 # affected chain.
 
+import hashlib
+import json
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import yaml
@@ -12,6 +15,13 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, update_config, validate
 
 min_version("9.0")
+
+# The stage packages' own defaults take part in the rerun triggers (below): imported from
+# the repository root, as the rules' `python -m` finds them; neither import loads torch.
+sys.path.insert(0, str(Path(workflow.basedir).parent))
+from prior_generation.settings import DEFAULTS as GENERATION_DEFAULTS  # noqa: E402
+from wtal_training.config import DEFAULTS_FILE as TRAINING_DEFAULTS_FILE  # noqa: E402
+from wtal_training.config import default_config  # noqa: E402
 
 
 def typed_config_overrides(config_args):
@@ -172,6 +182,15 @@ def training_cfg(dataset, experiment):
     return merged
 
 
+def training_defaults_digest(method):
+    """A fingerprint of `method`'s training defaults (wtal_training/configs/defaults.yaml,
+    every data-set family, the MLLM4WTAL branches included): a train job's param, so that
+    changing a default of that method reruns its trainings; other methods' runs are kept."""
+    families = sorted((yaml.safe_load(TRAINING_DEFAULTS_FILE.read_text()) or {}).get("families") or {})
+    values = {family: default_config(family=family, method=method) for family in families}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def canonical(dataset, name):
     return f"data/{dataset}/canonical/{name}"
 
@@ -325,13 +344,28 @@ def videos_dir(dataset):
 def generate_params(wildcards):
     """Every knob that changes the descriptions, rendered as CLI arguments.
 
-    Only the settings config.yaml sets (`priors`, then `mllms.<name>.priors` on top) are
-    passed; the CLI has every default (prior_generation/settings.py).
+    config.yaml's settings (`priors`, then `mllms.<name>.priors` on top) win; every knob that
+    changes the text (frames, token budgets, prompts, seed) is passed even when unset, with
+    the value of prior_generation/settings.py, so that changing a default there reruns the
+    MLLM stage too (the params trigger), as changing the config does.
     """
     m = MLLMS[wildcards.mllm]
     own = m.get("priors") or {}
-    p = {**config["priors"], **own}
-    p["prompts"] = {**(config["priors"].get("prompts") or {}), **(own.get("prompts") or {})}
+    g = GENERATION_DEFAULTS
+    p = {
+        "num_frames": g.num_frames,
+        "max_new_tokens_key": g.max_new_tokens_key,
+        "max_new_tokens_complete": g.max_new_tokens_complete,
+        "seed": g.seed,
+        **config["priors"],
+        **own,
+    }
+    p["prompts"] = {
+        "key": g.prompt_key,
+        "complete": g.prompt_complete,
+        **(config["priors"].get("prompts") or {}),
+        **(own.get("prompts") or {}),
+    }
     d = DATASETS[wildcards.dataset]
     return cli_args(
         {

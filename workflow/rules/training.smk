@@ -35,6 +35,7 @@ rule train:
         slurm_partition=lambda wc: slurm_partition(train_gpu(wc)),
     params:
         args=train_params,
+        defaults=lambda wc: training_defaults_digest(training_cfg(wc.dataset, wc.experiment)["method"]),
         data=lambda wc: f"data/{wc.dataset}/canonical",
         rundir=lambda wc, output: str(Path(output.run).parent),
     shell:
