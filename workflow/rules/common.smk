@@ -23,6 +23,8 @@ from prior_generation.settings import DEFAULTS as GENERATION_DEFAULTS  # noqa: E
 from wtal_training.config import DEFAULTS_FILE as TRAINING_DEFAULTS_FILE  # noqa: E402
 from wtal_training.config import default_config  # noqa: E402
 
+TRAINING_FAMILIES = sorted((yaml.safe_load(TRAINING_DEFAULTS_FILE.read_text()) or {}).get("families") or {})
+
 
 def typed_config_overrides(config_args):
     """The nested values of `--config key=value` arguments, read as YAML.
@@ -186,8 +188,7 @@ def training_defaults_digest(method):
     """A fingerprint of `method`'s training defaults (wtal_training/configs/defaults.yaml,
     every data-set family, the MLLM4WTAL branches included): a train job's param, so that
     changing a default of that method reruns its trainings; other methods' runs are kept."""
-    families = sorted((yaml.safe_load(TRAINING_DEFAULTS_FILE.read_text()) or {}).get("families") or {})
-    values = {family: default_config(family=family, method=method) for family in families}
+    values = {family: default_config(family=family, method=method) for family in TRAINING_FAMILIES}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

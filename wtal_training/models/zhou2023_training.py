@@ -4,7 +4,8 @@ snapshots whose Gaussian-fused pseudo-labels the model distils (``method.py``'s
 
 Batches: each epoch is a fresh permutation of the training videos cut into batches of
 ``batch_size`` whole videos, zero-padded to the longest with a mask (the last batch of an
-epoch may be smaller); the engine's one optimizer step per batch on the sum of the
+epoch may be smaller; with ``train_max_snippets`` > 0, longer videos are cut to that many
+snippets, :func:`padded_batch`); the engine's one optimizer step per batch on the sum of the
 videos' losses is the public code's one backward pass per video and a step every 10.
 Epochs are 0-based as the public loop; ``iterations_per_epoch = ceil(videos / batch_size)``.
 
@@ -218,7 +219,9 @@ class Zhou2023Training:
             self.begin_epoch(epoch)
         self.drawn += 1
         videos = self.order[position * self.batch_size : (position + 1) * self.batch_size]
-        features, mask, rows = padded_batch(self.data, videos, int(self.hp["train_max_snippets"]), self.generator)
+        features, mask, rows = padded_batch(
+            self.data, videos, int(self.hp.get("train_max_snippets") or 0), self.generator
+        )
         extras: dict[str, Any] = {"video_index": videos, "zhou_stage": self.stage(epoch)}
         target = self.pseudo_target(epoch)
         if target is not None:
