@@ -217,6 +217,25 @@ def test_timelines_one_png_per_video_with_ground_truth_when_known(toy, checkpoin
         assert unknown.startswith(PNG) and known.startswith(PNG) and unknown != known
 
 
+def test_timeline_of_a_resampled_video_spans_the_video(monkeypatch, tmp_path):
+    from wtal_training import plots
+
+    # 4 snippets of 0.5 s seen as-is; 10 snippets seen as 4 resampled steps (2.5 snippets each)
+    np.testing.assert_allclose(plots.attention_times(4, 4, 0.5), [0.25, 0.75, 1.25, 1.75])
+    np.testing.assert_allclose(plots.attention_times(4, 10, 0.5), [0.625, 1.875, 3.125, 4.375])
+    seen = {}
+
+    def record(gt, video_id, attention, predictions, video_snippets=None):
+        seen[video_id] = video_snippets
+        return PNG
+
+    monkeypatch.setattr(plots, "plot_timeline", record)
+    outputs = {"a": {"attention": np.zeros(4)}, "b": {"attention": np.zeros(4), "video_length": np.asarray(10)}}
+    gt = {"database": {v: {"annotations": [{"segment": [0, 1]}]} for v in outputs}}
+    plots.plot_timelines(tmp_path, gt, outputs, {"results": {}}, None)
+    assert seen == {"a": None, "b": 10}
+
+
 # ------------------------------------------------------------------ bad input: exit 2, the file named
 
 

@@ -16,10 +16,27 @@ import numpy as np
 from wtal_common.io import atomic_write_bytes
 
 
+def attention_times(samples: int, video_snippets: int, snippet_seconds: float) -> np.ndarray:
+    """Time in seconds of each attention sample.
+
+    A method that resamples its input (UM sees ``samples`` = 750 snippets of any video)
+    gives one attention value per ``video_snippets / samples`` original snippets; without
+    this its curve would be drawn at ``samples`` snippets' length, not the video's.
+    """
+    return (np.arange(samples) + 0.5) * (video_snippets / max(samples, 1)) * snippet_seconds
+
+
 def plot_timeline(
-    gt: Mapping[str, Any], video_id: str, attention: np.ndarray, predictions: list[dict], top: int = 10
+    gt: Mapping[str, Any],
+    video_id: str,
+    attention: np.ndarray,
+    predictions: list[dict],
+    top: int = 10,
+    video_snippets: int | None = None,
 ) -> bytes:
-    """PNG bytes: GT segments, the ``top`` highest-scoring predictions and the attention curve (seconds)."""
+    """PNG bytes: GT segments, the ``top`` highest-scoring predictions and the attention curve
+    (seconds).  ``video_snippets``: the video's length in snippets when the network saw a
+    resampled version of it (the inference output's ``video_length``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +62,7 @@ def plot_timeline(
             strength = 0.25 + 0.65 * ((p["score"] - lo) / (hi - lo) if hi > lo else 1.0)
             axes[1].axvspan(a, b, color="tab:red", alpha=strength)
     axes[1].set_ylabel(f"Pred\n(top {top})")
-    t = (np.arange(len(attention)) + 0.5) * seconds
+    t = attention_times(len(attention), video_snippets or len(attention), seconds)
     axes[2].plot(t, attention, color="tab:blue", lw=1)
     axes[2].set_ylim(0, 1)
     axes[2].set_ylabel("attention")
@@ -79,6 +96,11 @@ def plot_timelines(
     paths = []
     for vid in chosen:
         path = Path(directory) / f"{vid}.png"
-        atomic_write_bytes(path, plot_timeline(gt, vid, outputs[vid]["attention"], predictions["results"].get(vid, [])))
+        entry = outputs[vid]
+        video_snippets = int(entry["video_length"]) if "video_length" in entry else None
+        png = plot_timeline(
+            gt, vid, entry["attention"], predictions["results"].get(vid, []), video_snippets=video_snippets
+        )
+        atomic_write_bytes(path, png)
         paths.append(path)
     return paths
