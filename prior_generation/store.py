@@ -15,7 +15,7 @@ text               string, null          the generation; null when ``error`` is 
 backend            string                hf / template / synthetic / vllm
 model              string                model id or local path ("" for template)
 model_revision     string, null          hub revision when given
-generation_params  string                JSON: max_new_tokens, do_sample, frames, seed...
+generation_params  string                JSON: max_new_tokens, do_sample, frames, seed, dtype (hf)...
 num_frames         int32                 frames shown to the model (0: no video used)
 frame_indices      list<int32>           0-based frame numbers decoded, sorted
 fps                float64, null         the video's average frame rate

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from prior_generation import frames as frames_mod
+from prior_generation.backends.hf import HFBackend
 from prior_generation.cli import main as cli_main
 from prior_generation.generate import GenerateConfig, expected_keys, parse_shard, plan_work, run_generate
 from prior_generation.merge import merge_shards
@@ -187,6 +189,10 @@ def test_hf_backend_end_to_end_with_corrupt_video(dataset, tiny_llava, tmp_path)
     assert all(r["backend"] == "hf" and r["model"] == str(tiny_llava) for r in rows)
     key_params = json.loads(next(r for r in good if r["kind"] == "key")["generation_params"])
     assert key_params["max_new_tokens"] == 6 and key_params["do_sample"] is False
+    # the dtype is recorded (CPU default float32), so a rerun in another dtype reuses none of these rows
+    assert key_params["dtype"] == ("bfloat16" if torch.cuda.is_available() else "float32")
+    bf16 = HFBackend(str(tiny_llava), max_new_tokens={"key": 6, "complete": 10}, num_frames=4, dtype="bfloat16")
+    assert bf16.generation_params("key") == {**key_params, "dtype": "bfloat16"}
     # a random model rarely stops by itself: rows that used every token are flagged
     assert all(r["flags"] in (None, "truncated", "empty", "empty,truncated") for r in good)
     bad = [r for r in rows if r["video_id"] == CORRUPT]

@@ -63,15 +63,24 @@ class HFBackend(ModelBackend):
             "num_frames": self.num_frames,
             "target_fps": self.target_fps,
             "seed": self.seed,
+            # bf16 and fp32 greedy decoding give different texts: a rerun in another dtype
+            # must not reuse rows written in this one
+            "dtype": self._resolved_dtype()[1],
         }
+
+    def _resolved_dtype(self) -> tuple[bool, str]:
+        """(runs on CUDA, dtype name): ``--dtype`` or the default for where the model runs."""
+        import torch
+
+        wants_cuda = self.device_name in (None, "auto") or str(self.device_name).startswith("cuda")
+        cuda = torch.cuda.is_available() and wants_cuda  # "cuda:1" too: bf16 and accelerate placement
+        return cuda, self.dtype_name or (DEFAULTS.gpu_dtype if cuda else DEFAULTS.cpu_dtype)
 
     def load(self) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        wants_cuda = self.device_name in (None, "auto") or str(self.device_name).startswith("cuda")
-        cuda = torch.cuda.is_available() and wants_cuda  # "cuda:1" too: bf16 and accelerate placement
-        name = self.dtype_name or (DEFAULTS.gpu_dtype if cuda else DEFAULTS.cpu_dtype)
+        cuda, name = self._resolved_dtype()
         dtype = getattr(torch, name, None)
         if not isinstance(dtype, torch.dtype):
             raise ConfigError(f"--dtype {self.dtype_name!r}: not a torch dtype (e.g. bfloat16, float16, float32)")
