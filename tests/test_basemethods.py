@@ -19,7 +19,7 @@ from wtal_training import losses
 from wtal_training.config import build_config
 from wtal_training.engine import infer, load_data, train_seed
 from wtal_training.models import BASE_METHODS, build_base_method
-from wtal_training.models.ddgnet import similarity_graph
+from wtal_training.models.ddgnet import DDGNet, similarity_graph
 from wtal_training.models.um import normalised_magnitude, um_losses
 from wtal_training.models.um_postprocess import hard_nms, upsample
 from wtal_training.postprocess import predictions_from_outputs
@@ -180,6 +180,35 @@ def test_batched_inference_equals_single_video(toy, method):
         assert set(batched[vid]) == set(single[vid])
         for key in batched[vid]:
             np.testing.assert_allclose(batched[vid][key], single[vid][key], atol=1e-4, err_msg=f"{vid} {key}")
+
+
+def test_ddgnet_inference_chunks_bound_the_graph_pairs(toy, monkeypatch):
+    ddg = build_base_method(build_config("ddgnet", "thumos14", sets=FAST), 32, 3)
+    delu = build_base_method(build_config("delu", "thumos14", sets=FAST), 32, 3)
+    # THUMOS14's longest test video (2,615 snippets) under the CUDA snippet bound (262,144)
+    assert delu.inference_videos_per_chunk(2615, 262_144) == 100
+    assert ddg.inference_videos_per_chunk(2615, 262_144) == 2**26 // 2615**2 == 9
+    assert ddg.inference_videos_per_chunk(320, 262_144) == 2**26 // 320**2 == 655  # pairs bind before 819
+    assert ddg.inference_videos_per_chunk(100, 1_000) == 10  # snippets bind first
+    assert ddg.inference_videos_per_chunk(20_000, 262_144) == 1
+    # the engine asks the method: a tiny pair budget gives the same outputs in more chunks
+    data = load_data(toy, "cpu")
+    ddg.eval()
+    before = infer(ddg, data.test, max_snippets=10_000)
+    sizes = []
+    original = DDGNet.inference_videos_per_chunk
+
+    def recorded(self, longest, max_snippets):
+        sizes.append(original(self, longest, max_snippets))
+        return sizes[-1]
+
+    monkeypatch.setattr(DDGNet, "max_inference_pairs", 30**2)  # toy videos have 30-70 snippets
+    monkeypatch.setattr(DDGNet, "inference_videos_per_chunk", recorded)
+    after = infer(ddg, data.test, max_snippets=10_000)
+    assert sizes == [1] * len(data.test.video_ids)  # one video per forward (one chunk before)
+    for vid in data.test.video_ids:
+        for key in before[vid]:
+            np.testing.assert_allclose(after[vid][key], before[vid][key], atol=1e-4, err_msg=f"{vid} {key}")
 
 
 @pytest.mark.parametrize("method", ["ddgnet", "um"])

@@ -181,7 +181,11 @@ def infer(
     i = 0
     while i < len(order):
         t_max = int(seen[order[i]])
-        count = max(1, max_snippets // max(t_max, 1))
+        count = (
+            base.inference_videos_per_chunk(t_max, max_snippets)
+            if base is not None
+            else max(1, max_snippets // max(t_max, 1))
+        )
         chunk = order[i : i + count]
         i += len(chunk)
         idx = torch.as_tensor(chunk, device=device)

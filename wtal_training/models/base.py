@@ -6,9 +6,10 @@ background) and a foreground attention in [0, 1], and knows its own loss.  The e
 never looks inside it.  A method whose own outputs are not of that form (UM: C-way CAS,
 feature magnitudes) defines the mapping in its ``forward`` and says so in its docstring.
 
-Test time is part of the method too, through three hooks with the CO2-Net/DELU recipe
-as the default: :meth:`BaseMethod.inference_length` (how many snippets the network sees
-per video: all of them, or a uniform resampling), :attr:`BaseMethod.test_outputs` (which
+Test time is part of the method too, through hooks with the CO2-Net/DELU recipe as the
+default: :meth:`BaseMethod.inference_length` (how many snippets the network sees per
+video: all of them, or a uniform resampling), :meth:`BaseMethod.inference_videos_per_chunk`
+(how many videos one forward takes), :attr:`BaseMethod.test_outputs` (which
 ``extras`` the post-processing needs) and the class methods
 :meth:`BaseMethod.video_proposals` / :meth:`BaseMethod.suppress` (per-video proposals
 and their non-maximum suppression, called by :mod:`wtal_training.postprocess`).
@@ -93,6 +94,14 @@ class BaseMethod(nn.Module):
         the identity when n == length).  Default: every snippet.
         """
         return lengths
+
+    def inference_videos_per_chunk(self, longest: int, max_snippets: int) -> int:
+        """How many videos (padded to ``longest`` snippets) one inference forward takes.
+
+        Default: as many as fit ``max_snippets`` padded snippets, the bound for methods whose
+        memory grows linearly with length.  A method with T x T intermediates bounds the
+        pairs instead (DDG-Net)."""
+        return max(1, max_snippets // max(longest, 1))
 
     @classmethod
     def video_proposals(cls, output: Mapping[str, np.ndarray], config: Any, source: str) -> Any:

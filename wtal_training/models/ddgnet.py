@@ -149,8 +149,18 @@ class DDGNet(DELU):
         "feature_mix",
     )
 
+    # Inference holds about 12 (B, T, T) float32 tensors at its peak (measured on the CPU:
+    # 11-12 per B*T*T*4 bytes); 2**26 pairs per forward keep that near 3 GB however long the
+    # videos are.  The snippet bound alone (262,144 on CUDA) would let THUMOS14's longest test
+    # video (2,615 snippets) share a forward with 99 others: ~33 GB.
+    max_inference_pairs = 2**26
+
     def _build_attention(self, half: int, hidden: int) -> None:
         self.ddg = DDGBlock(half, hidden, self.hp)
+
+    def inference_videos_per_chunk(self, longest: int, max_snippets: int) -> int:
+        by_pairs = self.max_inference_pairs // max(longest, 1) ** 2
+        return max(1, min(super().inference_videos_per_chunk(longest, max_snippets), by_pairs))
 
     def _attend(self, rgb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor | None):
         return self.ddg(rgb, flow, mask)
