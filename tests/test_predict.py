@@ -342,3 +342,9 @@ def test_workflow_predictions_target(toy, checkpoint, tmp_path):
     test_ids = videos_in_subset(load_ground_truth(toy), "test")
     assert list(result["results"]) == test_ids
     assert sorted(p.stem for p in (root / TIMELINES).glob("*.png")) == test_ids
+    # config.yaml's `prediction` reaches the command: a smaller top-n reruns predict alone
+    proc = run(root, "--cores", "1", TARGET, "--config", "prediction={top_n: 2}")
+    assert planned_jobs(proc.stdout) == {"predict": 1}, proc.stdout[-3000:]
+    fewer = json.loads((root / TARGET).read_text())["results"]
+    assert all(fewer[v] == result["results"][v][:2] for v in test_ids)
+    assert max(len(r) for r in result["results"].values()) > 2

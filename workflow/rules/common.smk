@@ -472,6 +472,12 @@ def predict_proposal_source(wildcards):
     return f"--proposal-source {spec['inference']['proposal_source']}" if "inference" in spec else ""
 
 
+def predict_filters(wildcards):
+    keep = config["prediction"]
+    floor = keep["min_score"]
+    return f"--top-n {keep['top_n']}" + ("" if floor is None else f" --min-score {floor}")
+
+
 def arm_seeds(dataset, arm):
     """An arm's seeds: its own `seeds` (a subset, e.g. fewer for a quick study), else its experiment's."""
     return arm.get("seeds") or experiment_seeds(dataset, arm["experiment"])

@@ -28,7 +28,8 @@ rule predict:
         data=lambda wc: f"data/{wc.dataset}/canonical",
         subset=lambda wc: DATASETS[wc.dataset]["eval_subset"],
         source=predict_proposal_source,
+        keep=predict_filters,
     shell:
         "python -m wtal_training predict --checkpoint {input.checkpoint} --features {params.data} {params.source}"
-        " --subset {params.subset} --device cpu --output {output.predictions}"
+        " --subset {params.subset} {params.keep} --device cpu --output {output.predictions}"
         " --timelines {output.timelines} > {log} 2>&1"
