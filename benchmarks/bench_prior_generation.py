@@ -30,10 +30,40 @@ from pathlib import Path
 import numpy as np
 
 
-def make_videos(root: Path, count: int, frames: int, width: int, height: int) -> tuple[Path, Path]:
-    """``count`` H.264 mp4 files and a canonical ground truth naming them (generated, not real)."""
-    import imageio_ffmpeg
+def write_mp4(path: Path, frames: list[np.ndarray], width: int, height: int) -> str:
+    """Write RGB ``frames`` at 25 fps; returns the codec used.
 
+    H.264 through imageio-ffmpeg, as real videos are; where that package is missing (the GPU
+    machines here have OpenCV but not imageio-ffmpeg, whose wheel is too large to carry)
+    MPEG-4 Part 2 through OpenCV, which decord reads too."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        import cv2
+
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (width, height))
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+        writer.release()
+        return "mpeg4 (OpenCV)"
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (width, height),
+        fps=25,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=16,
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(frame.tobytes())
+    writer.close()
+    return "h264 (imageio-ffmpeg)"
+
+
+def make_videos(root: Path, count: int, frames: int, width: int, height: int) -> tuple[Path, Path]:
+    """``count`` mp4 files and a canonical ground truth naming them (generated, not real)."""
     from wtal_data.canonical import write_ground_truth
 
     videos = root / "videos"
@@ -42,20 +72,8 @@ def make_videos(root: Path, count: int, frames: int, width: int, height: int) ->
     database = {}
     for i in range(count):
         vid = f"bench_{i:05d}"
-        writer = imageio_ffmpeg.write_frames(
-            str(videos / f"{vid}.mp4"),
-            (width, height),
-            fps=25,
-            codec="libx264",
-            pix_fmt_out="yuv420p",
-            macro_block_size=16,
-            ffmpeg_log_level="error",
-        )
-        writer.send(None)
         base = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-        for t in range(frames):
-            writer.send(np.roll(base, t * 3, axis=1).tobytes())
-        writer.close()
+        codec = write_mp4(videos / f"{vid}.mp4", [np.roll(base, t * 3, axis=1) for t in range(frames)], width, height)
         database[vid] = {
             "subset": "train",
             "duration": frames / 25,
@@ -74,6 +92,7 @@ def make_videos(root: Path, count: int, frames: int, width: int, height: int) ->
         "ambiguous": {},
     }
     write_ground_truth(root / "canonical", gt)
+    print(f"generated {count} videos of {frames} frames, {width}x{height}, {codec}", flush=True)
     return root / "canonical" / "ground_truth.json", videos
 
 

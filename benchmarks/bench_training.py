@@ -83,10 +83,14 @@ def main() -> None:
         objective.step(sampler.sample(), it)
     sync()
     train_s = time.perf_counter() - t0
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     outputs = infer(model, test)
     sync()
     infer_s = time.perf_counter() - t0
+    peak = f"; peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if cuda else ""
     t0 = time.perf_counter()
     preds = predictions_from_outputs(outputs, gt, config)
     post_s = time.perf_counter() - t0
@@ -109,6 +113,11 @@ def main() -> None:
     print(
         f"evaluation of {len(test_ids)} test videos: inference {infer_s:.2f} s + proposals/soft-NMS {post_s:.2f} s "
         f"+ mAP {map_s:.2f} s = {infer_s + post_s + map_s:.2f} s ({sum(len(v) for v in preds['results'].values())} predictions)"
+        f"{peak}"
+    )
+    longest = max(n for _, n in store.index.values())
+    print(
+        f"longest video: {longest} snippets (videos per inference forward: {model.inference_videos_per_chunk(longest, 262_144 if cuda else 16_384)})"
     )
 
 
