@@ -9,7 +9,18 @@ these numbers describe what the pseudo-labels were built from) and prints
 - att>=0.5: the fraction of snippets whose base attention is >= 0.5 (the localization
   head's pseudo-label threshold), and the attention's AUC for foreground vs background;
 - head>=0.5: the same for the localization head's best-class score, when there is one;
-- loc_positive_fraction / csr_loss / ksm_loss: the last row of the run's metrics.csv.
+- loc_positive_fraction / csr_loss / ksm_loss: the last row of the run's metrics.csv;
+- for candidate pseudo-label rules on the base attention (``fixed``: >= 0.5, the paper's
+  and this project's rule; ``video_mean``: >= the video's mean attention; ``video_midrange``:
+  >= halfway between the video's lowest and highest attention; none has a parameter fitted to
+  any data), the fraction of snippets each marks foreground and its precision, recall and F1
+  against the true foreground.  The head's training targets average the base attention with
+  the plug-ins' attentions; only the base attention exists after training, so these rules are
+  scored on it alone.
+
+A method that resamples its input at test time (UM sees at most ``max_seqlen`` snippets)
+is scored on the snippets it saw: snippet ``(i * length) // n`` for its output i, as the
+engine feeds them.
 
 Example::
 
@@ -41,6 +52,28 @@ def foreground_mask(entry: dict, length: int, snippet_seconds: float) -> np.ndar
     return mask
 
 
+def seen_foreground(entry: dict, seen: int, length: int, snippet_seconds: float) -> np.ndarray:
+    """Foreground of the ``seen`` snippets the network got from a ``length``-snippet video."""
+    picked = np.minimum((np.arange(seen) * length) // max(seen, 1), length - 1)
+    return foreground_mask(entry, length, snippet_seconds)[picked]
+
+
+PSEUDO_LABEL_RULES = {
+    "fixed": lambda a: a >= 0.5,
+    "video_mean": lambda a: a >= a.mean(),
+    "video_midrange": lambda a: a >= (a.min() + a.max()) / 2,
+}
+
+
+def rule_scores(marked: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Share of snippets marked, and precision / recall / F1 of the marks against ``truth``."""
+    hits = float((marked & truth).sum())
+    precision = hits / marked.sum() if marked.any() else float("nan")
+    recall = hits / truth.sum() if truth.any() else float("nan")
+    f1 = 2 * hits / (marked.sum() + truth.sum()) if (marked.any() or truth.any()) else float("nan")
+    return {"share": float(marked.mean()), "precision": precision, "recall": recall, "f1": f1}
+
+
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve by the rank-sum formula (ties get average ranks)."""
     positives, negatives = labels.sum(), (~labels).sum()
@@ -70,10 +103,14 @@ def run_stats(run: Path, data_dir: Path) -> dict[str, float]:
     gt = load_ground_truth(data_dir)
     outputs = infer(trained.model, data.train)
     attention, head, labels = [], [], []
+    marks: dict[str, list[np.ndarray]] = {name: [] for name in PSEUDO_LABEL_RULES}
     for video, out in outputs.items():
-        length = len(out["attention"])
-        labels.append(foreground_mask(gt["database"][video], length, gt["snippet_seconds"]))
+        seen = len(out["attention"])
+        length = int(out.get("video_length", seen))
+        labels.append(seen_foreground(gt["database"][video], seen, length, gt["snippet_seconds"]))
         attention.append(np.asarray(out["attention"]).reshape(-1))
+        for name, rule in PSEUDO_LABEL_RULES.items():
+            marks[name].append(rule(attention[-1]))
         if "loc_scores" in out:
             head.append(np.asarray(out["loc_scores"]).max(axis=-1).reshape(-1))
     labels_all, attention_all = np.concatenate(labels), np.concatenate(attention)
@@ -82,6 +119,9 @@ def run_stats(run: Path, data_dir: Path) -> dict[str, float]:
         "att>=0.5": float((attention_all >= 0.5).mean()),
         "att_auc": auc(attention_all, labels_all),
     }
+    for name, marked in marks.items():
+        for key, value in rule_scores(np.concatenate(marked), labels_all).items():
+            stats[f"{name}_{key}"] = value
     if head:
         head_all = np.concatenate(head)
         stats.update({"head>=0.5": float((head_all >= 0.5).mean()), "head_auc": auc(head_all, labels_all)})

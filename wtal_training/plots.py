@@ -19,9 +19,10 @@ from wtal_common.io import atomic_write_bytes
 def attention_times(samples: int, video_snippets: int, snippet_seconds: float) -> np.ndarray:
     """Time in seconds of each attention sample.
 
-    A method that resamples its input (UM sees ``samples`` = 750 snippets of any video)
-    gives one attention value per ``video_snippets / samples`` original snippets; without
-    this its curve would be drawn at ``samples`` snippets' length, not the video's.
+    A method that resamples its input (UM sees at most ``max_seqlen`` snippets, 750 by
+    default, of a longer video) gives one attention value per ``video_snippets / samples``
+    original snippets; without this its curve would be drawn at ``samples`` snippets'
+    length, not the video's.
     """
     return (np.arange(samples) + 0.5) * (video_snippets / max(samples, 1)) * snippet_seconds
 
