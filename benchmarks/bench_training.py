@@ -19,6 +19,7 @@ from wtal_data.canonical import FeatureStore
 from wtal_training.config import build_config
 from wtal_training.engine import BaseObjective, infer
 from wtal_training.models import build_base_method
+from wtal_training.models.base import inference_snippet_budget
 from wtal_training.postprocess import predictions_from_outputs
 from wtal_training.sampler import BatchSampler, DeviceFeatureSet
 
@@ -117,7 +118,7 @@ def main() -> None:
     )
     longest = max(n for _, n in store.index.values())
     print(
-        f"longest video: {longest} snippets (videos per inference forward: {model.inference_videos_per_chunk(longest, 262_144 if cuda else 16_384)})"
+        f"longest video: {longest} snippets (videos per inference forward: {model.inference_videos_per_chunk(longest, inference_snippet_budget(torch.device(args.device)))})"
     )
 
 

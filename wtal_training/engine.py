@@ -32,7 +32,7 @@ from wtal_data.canonical import DatasetError, FeatureStore, check_consistency, l
 from .checkpoint import code_version, save_checkpoint
 from .config import TrainConfig
 from .models import BaseMethod, BaseOutput, Batch, build_base_method
-from .models.base import base_method_of
+from .models.base import base_method_of, inference_snippet_budget, snippet_bounded_videos
 from .postprocess import predictions_from_outputs
 from .progress import Progress, make_progress
 from .resume import RESUME_FILE, build_state, capture_rng, load_resume_state, restore_rng, save_resume_state
@@ -170,7 +170,7 @@ def infer(
     model.eval()
     device = data.device
     if max_snippets is None:
-        max_snippets = 262_144 if device.type == "cuda" else 16_384
+        max_snippets = inference_snippet_budget(device)
     base = base_method_of(model)
     lengths_t = data.lengths
     seen_t = base.inference_length(lengths_t) if base is not None else lengths_t
@@ -184,7 +184,7 @@ def infer(
         count = (
             base.inference_videos_per_chunk(t_max, max_snippets)
             if base is not None
-            else max(1, max_snippets // max(t_max, 1))
+            else snippet_bounded_videos(t_max, max_snippets)
         )
         chunk = order[i : i + count]
         i += len(chunk)

@@ -101,7 +101,7 @@ class BaseMethod(nn.Module):
         Default: as many as fit ``max_snippets`` padded snippets, the bound for methods whose
         memory grows linearly with length.  A method with T x T intermediates bounds the
         pairs instead (DDG-Net)."""
-        return max(1, max_snippets // max(longest, 1))
+        return snippet_bounded_videos(longest, max_snippets)
 
     @classmethod
     def video_proposals(cls, output: Mapping[str, np.ndarray], config: Any, source: str) -> Any:
@@ -147,6 +147,17 @@ class BaseMethod(nn.Module):
 
 
 BASE_METHODS: Registry[type[BaseMethod]] = Registry("base method", field="config 'method'")
+
+
+def inference_snippet_budget(device: torch.device) -> int:
+    """Padded snippets per inference forward when the caller names no bound: what fits
+    comfortably in a GPU's memory, or keeps a CPU forward's working set in cache-sized steps."""
+    return 262_144 if device.type == "cuda" else 16_384
+
+
+def snippet_bounded_videos(longest: int, max_snippets: int) -> int:
+    """Videos padded to ``longest`` snippets that fit ``max_snippets`` (at least one)."""
+    return max(1, max_snippets // max(longest, 1))
 
 
 def base_method_of(model: nn.Module) -> BaseMethod | None:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Batch
+from .base import Batch, inference_snippet_budget
 from .zhou2023_pseudo import video_pseudo_labels
 
 log = logging.getLogger("wtal_training")
@@ -106,7 +106,7 @@ class Zhou2023Training:
         self.snapshots_taken = 0
         self.latest: torch.Tensor | None = None  # packed (N snippets, C+1), rows as data.features
         self.previous: torch.Tensor | None = None
-        self.max_snippets = 262_144 if data.device.type == "cuda" else 16_384
+        self.max_snippets = inference_snippet_budget(data.device)
 
     @property
     def hp(self) -> dict[str, Any]:
