@@ -69,6 +69,69 @@ def test_similarity_graph_threshold_top_k_and_padding():
     assert torch.allclose(got[:4, :4], top1) and got[4:].abs().sum() == 0 and got[:, 4:].abs().sum() == 0
 
 
+def _public_graph(rgb: torch.Tensor, flow: torch.Tensor, threshold: float, top_k_rat: float) -> torch.Tensor:
+    """The public DDG-Net graph rule on an unpadded (B, D, T) batch, stated with its torch ops:
+    mean cosine similarity, entries below the threshold set to 0, then the T - k smallest
+    of each column (zeros included; k = T // top_k_rat) set to 0 by topk(largest=False)."""
+    norm = [torch.nn.functional.normalize(x, dim=1) for x in (rgb, flow)]
+    sim = (torch.matmul(norm[0].transpose(1, 2), norm[0]) + torch.matmul(norm[1].transpose(1, 2), norm[1])) / 2
+    sim[sim < threshold] = 0
+    t = sim.shape[1]
+    k = int(t // top_k_rat)
+    smallest = torch.topk(sim, t - k, dim=1, largest=False, sorted=False)[1]
+    return sim.scatter(1, smallest, 0)
+
+
+def _doubled_video(length: int, dim: int, seed: int) -> torch.Tensor:
+    """(1, 2 * length, dim) features of a slowly drifting video with every snippet repeated
+    (as random-perturb sampling repeats the snippets of short videos): similarities come in
+    exactly equal pairs, and an odd k = T // 10 splits a pair at the top-k boundary."""
+    g = torch.Generator().manual_seed(seed)
+    x = 2 * torch.randn(1, 1, dim, generator=g) + 0.3 * torch.randn(1, length, dim, generator=g).cumsum(1)
+    return x.repeat_interleave(2, dim=1)
+
+
+def test_similarity_graph_breaks_top_k_ties_as_the_public_code():
+    short, long = _doubled_video(16, 16, 0), _doubled_video(37, 16, 1)  # T = 32, 74: k = 3, 7
+    for x in (short, long):
+        rgb, flow = x.transpose(1, 2)[:, :8], x.transpose(1, 2)[:, 8:]
+        expect = _public_graph(rgb, flow, 0.8, 10.0)
+        # the premise: some column has a positive tie across its k-th / (k+1)-th largest entries
+        k = x.shape[1] // 10
+        thresholded = _public_graph(rgb, flow, 0.8, 1.0)  # k = T: nothing pruned
+        ranked = thresholded.sort(dim=1, descending=True).values
+        assert ((ranked[:, k - 1] == ranked[:, k]) & (ranked[:, k] > 0)).any()
+        got = similarity_graph(rgb, flow, torch.ones(1, x.shape[1], dtype=torch.bool), 0.8, 10.0)
+        assert torch.equal(got, expect)
+    # padded together, each video keeps its own T, k and ties: exactly its graph alone
+    both = torch.zeros(2, 74, 16)
+    both[0, :32], both[1] = short[0], long[0]
+    mask = torch.arange(74).unsqueeze(0) < torch.tensor([[32], [74]])
+    feats = both.transpose(1, 2)
+    got = similarity_graph(feats[:, :8], feats[:, 8:], mask, 0.8, 10.0)
+    assert torch.equal(got[0, :32, :32], _public_graph(feats[:1, :8, :32], feats[:1, 8:, :32], 0.8, 10.0)[0])
+    assert got[0, 32:].abs().sum() == 0 and got[0, :, 32:].abs().sum() == 0
+    assert torch.equal(got[1], _public_graph(feats[1:, :8], feats[1:, 8:], 0.8, 10.0)[0])
+
+
+def test_ddgnet_cas_with_repeated_snippets_equals_the_public_graph_rule(monkeypatch):
+    # CAS of the whole network with our graph vs with the public rule (_public_graph) patched
+    # in: exactly equal (the previous rule, keeping each column's k largest, changed it by up to 0.59).
+    torch.manual_seed(0)
+    model = build_base_method(build_config("ddgnet", "thumos14"), 16, 3).eval()
+    x = _doubled_video(16, 16, 0)
+    mask = torch.ones(1, 32, dtype=torch.bool)
+    with torch.no_grad():
+        ours = model(x, mask)
+        monkeypatch.setattr(
+            "wtal_training.models.ddgnet.similarity_graph",
+            lambda rgb, flow, mask, threshold, rat: _public_graph(rgb, flow, threshold, rat),
+        )
+        public = model(x, mask)
+    assert ours.extras["ddg_action"].any() and ours.extras["ddg_background"].any()  # the graph is used
+    assert torch.equal(ours.cas, public.cas) and torch.equal(ours.attention, public.attention)
+
+
 def test_ddgnet_forward_shapes_and_padding_mask():
     torch.manual_seed(0)
     model = build_base_method(build_config("ddgnet", "thumos14"), 16, 3).eval()

@@ -105,3 +105,48 @@ def test_uncertainty_curve_and_guide_any_batch_size():
     # with amplitude 0 the weighting is uniform and equals the plain guide loss
     plain = losses.guide_map(att, cas).mean()
     assert torch.allclose(losses.uncertainty_guide_loss(cas, supp, att, att, att, 10, 100, 0.0), plain)
+
+
+def test_uncertainty_guide_ranks_by_the_public_alpha_sum_in_float32():
+    # DELU's snippet uncertainty is C / sum(exp evidence + 1) (alpha), not C / sum(evidence):
+    # equal orders in exact arithmetic, but each "+ 1" rounds the evidence to steps of
+    # u = 2^-23.  Evidence in units of u (C = 1, two columns), logits log(e * u):
+    #   snippet 1: 401.30 + 401.45 = 802.75 -> alpha 1+401u, 1+401u, S = 2 + 802u
+    #   snippet 2: 400.70 + 401.95 = 802.65 -> alpha 1+401u, 1+402u, 2 + 803u rounds
+    #              (half-way, to even) to S = 2 + 804u
+    # so snippet 1 has more evidence but the smaller S: the two formulas order them oppositely.
+    u = 2.0**-23
+    close = [[math.log(a * u), math.log(b * u)] for a, b in ((401.30, 401.45), (400.70, 401.95))]
+    cas_supp = torch.tensor([[[0.0, 0.0], *close, [10.0, 12.0]]])  # snippet 0: e = 1, 1; 3: e^10 twice
+    evidence = losses.exp_evidence(cas_supp)
+    assert evidence[0, 1].sum() > evidence[0, 2].sum()  # sum(evidence): 1 more certain than 2
+    s = (evidence + 1).sum(-1)[0]
+    assert s[1].item() == 2 + 802 * u and s[2].item() == 2 + 804 * u  # alpha: 2 more certain than 1
+    # most certain first: 3, 0, 2, 1 (the evidence sum would give 3, 0, 1, 2)
+    att = torch.tensor([[0.4, 0.3, 0.2, 0.0]])
+    cas = torch.zeros(1, 4, 2)  # background probability 1/2: guide |1/2 - a| = 0.1, 0.2, 0.3, 0.5
+    g = [0.1, 0.2, 0.3, 0.5]
+    c = [0.5 * math.tanh(theta) + 1 for theta in (-0.75, -0.25, 0.25, 0.75)]  # iteration 0 of 100, A = 0.5
+    rank = (g[0] * c[1] + g[1] * c[3] + g[2] * c[2] + g[3] * c[0]) / 4  # snippet t: c[rank of t]
+    official = (g[0] * c[3] + g[1] * c[0] + g[2] * c[2] + g[3] * c[1]) / 4  # snippet t: c[order[t]]
+    for order, expect in (("rank", rank), ("official", official)):
+        got = losses.uncertainty_guide_loss(cas, cas_supp, att, att, att, 0, 100, 0.5, order).item()
+        assert math.isclose(got, expect, rel_tol=1e-6), order
+
+
+def test_evidential_loss_picks_tied_snippets_as_the_public_layout():
+    # The public edl_loss top-k's the attention as (B, T, 1); ours as (B, T).  With many exact
+    # ties (repeated snippets) the picked snippets, hence the loss, must be the same.
+    g = torch.Generator().manual_seed(0)
+    att = torch.randint(1, 4, (3, 320), generator=g).float() / 4  # three values: ties everywhere
+    cas_supp = torch.randn(3, 320, 6, generator=g)
+    labels = torch.tensor([[1.0, 0, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 1]])
+    k = 320 // 9  # rat_atn 9: 35 of (about) 107 top-valued snippets
+    idx = torch.topk(att.unsqueeze(-1), k, dim=1)[1]  # (B, k, 1), the public call
+    picked = cas_supp.gather(1, idx.expand(-1, -1, 6))
+    expect = losses.evidential_loss(picked, torch.ones(3, k), labels, 1.0)  # ratio 1: all k rows
+    assert math.isclose(losses.evidential_loss(cas_supp, att, labels, 9.0).item(), expect.item(), rel_tol=1e-6)
+    # the premise: the tie matters (the last k of the top-valued snippets give another loss)
+    last = torch.stack([torch.nonzero(row == 0.75).flatten()[-k:] for row in att])
+    other = losses.evidential_loss(cas_supp.gather(1, last[..., None].expand(-1, -1, 6)), torch.ones(3, k), labels, 1.0)
+    assert abs(other.item() - expect.item()) > 1e-3

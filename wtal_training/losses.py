@@ -165,16 +165,22 @@ def uncertainty_guide_loss(
 ) -> torch.Tensor:
     """Guide loss weighted per snippet by the curve at its uncertainty rank.
 
-    Snippet uncertainty is ``C / S`` of the exp evidence of the suppressed CAS (all C+1
-    columns, as in the public code).  ``order="rank"`` gives snippet t the weight at its
-    own rank; ``"official"`` reproduces the repository's gather (weight at the rank
-    position t of the snippet index) - see docs/method.md.
+    Snippet uncertainty is the public ``uct_guide_loss``'s ``C / S``: Dirichlet
+    ``alpha = exp evidence + 1`` of the suppressed CAS, ``S`` summed over all C+1 columns.
+    ``C / sum(evidence)`` ranks the same in exact arithmetic but not in float32, where each
+    ``+ 1`` rounds the evidence to steps of 2^-23 (evidence below 1): snippets closer than
+    that tie in the public code, and the rounding can even reverse two close ones.  So S
+    is formed as there, and the snippets are ordered by the same ``torch.sort`` (ties as
+    there).  ``order="rank"`` gives
+    snippet t the weight at its own rank; ``"official"`` reproduces the repository's
+    gather (weight at the rank position t of the snippet index) - see docs/method.md.
     """
     num_classes = cas.shape[-1] - 1
     batch, length = attention.shape
-    snippet_uncertainty = num_classes / exp_evidence(cas_supp).sum(dim=-1)  # (B, T)
+    alpha = exp_evidence(cas_supp) + 1
+    snippet_uncertainty = num_classes / alpha.sum(dim=-1)  # (B, T)
     curve = uncertainty_curve(length, iteration, total_iterations, amplitude, device=cas.device)
-    order_idx = snippet_uncertainty.argsort(dim=1)
+    order_idx = torch.sort(snippet_uncertainty, dim=1).indices
     if order == "official":
         weights = curve[order_idx]
     else:

@@ -5,7 +5,8 @@ Per modality (RGB, flow) an attention head scores every snippet (no cross-modal 
 snippets where both attentions are >= ``action_threshold`` are *action*, both below
 ``background_threshold`` *background*, the rest *ambiguous*.  A graph over snippets uses
 the mean of the two modalities' cosine similarities, zeroed below
-``similarity_threshold``, each snippet keeping its top ``T // graph_top_k_rat`` neighbours.
+``similarity_threshold``, each snippet keeping its top ``T // graph_top_k_rat`` neighbours
+(by the public rule, which zeroes the others and so settles exact ties: :func:`_video_graph`).
 Edges link action to action, background to background, and action or background to an
 ambiguous snippet (plus its self-loop), each adjacency L1-normalised per receiving
 snippet.  Each modality's features are averaged over the graph (``avg``) and passed through
@@ -55,23 +56,56 @@ def _l1_columns(a: torch.Tensor) -> torch.Tensor:
     return a / a.abs().sum(dim=1, keepdim=True).clamp(min=1e-12)
 
 
+def _video_graph(rgb: torch.Tensor, flow: torch.Tensor, threshold: float, top_k_rat: float) -> torch.Tensor:
+    """The public ``adjacency_matrix`` graph of unpadded videos of one length T: (n, D, T)
+    features -> (n, T, T) edge weights [i, j] (i sends to j).
+
+    Mean cosine similarity of the two modalities, set to 0 below ``threshold``; then in each
+    column the ``T - k`` smallest entries (``k = T // top_k_rat``; zeros included) are set
+    to 0 by ``topk(T - k, dim=1, largest=False, sorted=False)``, the public op.  Keeping
+    "the k largest" instead selects the same entries except among exactly equal
+    similarities at the boundary, which repeated snippets (random-perturb sampling repeats
+    every snippet of a video shorter than ``max_seqlen``) make common; there the kept
+    entries are whichever this op leaves, as in the public code.
+    """
+    length = rgb.shape[2]
+    sim_rgb = torch.bmm(F.normalize(rgb, dim=1).transpose(1, 2), F.normalize(rgb, dim=1))
+    sim_flow = torch.bmm(F.normalize(flow, dim=1).transpose(1, 2), F.normalize(flow, dim=1))
+    sim = (sim_rgb + sim_flow) / 2
+    sim = sim.masked_fill(sim < threshold, 0.0)
+    k = int(length // top_k_rat)
+    smallest = sim.topk(max(length - k, 0), dim=1, largest=False, sorted=False).indices
+    return sim.scatter(1, smallest, 0.0)
+
+
 def similarity_graph(
     rgb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor, threshold: float, top_k_rat: float
 ) -> torch.Tensor:
-    """(B, T, T) edge weights [i, j] (i sends to j): mean cosine similarity of the two
-    modalities, 0 below ``threshold`` and outside each column's top ``length // top_k_rat``
-    rows; only real snippets of a video are linked."""
-    sim = sum(torch.bmm(F.normalize(x, dim=1).transpose(1, 2), F.normalize(x, dim=1)) for x in (rgb, flow)) / 2
-    valid = mask.unsqueeze(2) & mask.unsqueeze(1)
-    sim = torch.where((sim >= threshold) & valid, sim, torch.zeros_like(sim))
-    k = torch.div(mask.sum(dim=1), top_k_rat, rounding_mode="floor").long()  # (B,) per video
-    k_max = int(k.max()) if k.numel() else 0
-    if k_max == 0:
-        return torch.zeros_like(sim)
-    ranked = sim.masked_fill(~valid, float("-inf")).topk(k_max, dim=1).indices  # (B, k_max, T)
-    chosen = (torch.arange(k_max, device=sim.device).unsqueeze(0) < k.unsqueeze(1)).unsqueeze(-1)
-    keep = torch.zeros_like(valid).scatter(1, ranked, chosen.expand_as(ranked))
-    return sim * keep
+    """(B, T, T) edge weights [i, j] (i sends to j) of :func:`_video_graph`, each video with
+    its own length; only real snippets of a video are linked.
+
+    Without padding (every training batch) this is the public op on the whole (B, T, T)
+    batch.  With padding (inference), videos of one length go through :func:`_video_graph`
+    together on their unpadded features, so each gets its own ``T`` and ``k`` and exactly
+    the graph it gets alone (which tied entries ``topk`` leaves depends on the whole
+    column, its length included, so a video is never ranked with its padding).  Padding
+    must be at the end of each video, as the engine and the samplers pad.
+    """
+    batch, _, width = rgb.shape
+    lengths = mask.sum(dim=1)
+    if bool((lengths == width).all()):
+        return _video_graph(rgb, flow, threshold, top_k_rat)
+    steps = torch.arange(width, device=mask.device)
+    if not torch.equal(mask, steps.unsqueeze(0) < lengths.unsqueeze(1)):
+        raise ValueError("similarity_graph: padding must be at the end of each video")
+    graph = rgb.new_zeros(batch, width, width)
+    for length in lengths.unique().tolist():
+        if length == 0:
+            continue
+        rows = torch.nonzero(lengths == length).flatten()
+        block = _video_graph(rgb[rows, :, :length], flow[rows, :, :length], threshold, top_k_rat)
+        graph[rows, :length, :length] = block
+    return graph
 
 
 class DDGBlock(nn.Module):
