@@ -210,30 +210,35 @@ def test_timelines_one_png_per_video_with_ground_truth_when_known(toy, checkpoin
     extra = ["--subset", "test", "--timelines", str(tmp_path / "tl_set")]
     assert predict(tmp_path, checkpoint, toy, extra=extra, name="set.json")[0] == 0
     files = sorted(p.name for p in (tmp_path / "tl_files").glob("*.png"))
-    assert files == [f"{vid}.png" for vid in test_ids[:2]]
-    assert sorted(p.name for p in (tmp_path / "tl_set").glob("*.png")) == [f"{vid}.png" for vid in test_ids]
+    assert files == sorted(["overview.png", *(f"{vid}.png" for vid in test_ids[:2])])
+    assert sorted(p.name for p in (tmp_path / "tl_set").glob("*.png")) == sorted(
+        ["overview.png", *(f"{vid}.png" for vid in test_ids)]
+    )
+    files.remove("overview.png")
     for name in files:  # same detections; the data set's timeline also draws its ground truth
         unknown, known = (tmp_path / "tl_files" / name).read_bytes(), (tmp_path / "tl_set" / name).read_bytes()
         assert unknown.startswith(PNG) and known.startswith(PNG) and unknown != known
 
 
-def test_timeline_of_a_resampled_video_spans_the_video(monkeypatch, tmp_path):
+def test_timeline_of_a_resampled_video_spans_the_video(tmp_path):
     from wtal_training import plots
 
     # 4 snippets of 0.5 s seen as-is; 10 snippets seen as 4 resampled steps (2.5 snippets each)
     np.testing.assert_allclose(plots.attention_times(4, 4, 0.5), [0.25, 0.75, 1.25, 1.75])
     np.testing.assert_allclose(plots.attention_times(4, 10, 0.5), [0.625, 1.875, 3.125, 4.375])
-    seen = {}
-
-    def record(gt, video_id, attention, predictions, video_snippets=None):
-        seen[video_id] = video_snippets
-        return PNG
-
-    monkeypatch.setattr(plots, "plot_timeline", record)
     outputs = {"a": {"attention": np.zeros(4)}, "b": {"attention": np.zeros(4), "video_length": np.asarray(10)}}
-    gt = {"database": {v: {"annotations": [{"segment": [0, 1]}]} for v in outputs}}
-    plots.plot_timelines(tmp_path, gt, outputs, {"results": {}}, None)
-    assert seen == {"a": None, "b": 10}
+    gt = {
+        "classes": ["x"],
+        "snippet_seconds": 0.5,
+        "database": {v: {"duration": 5.0, "annotations": [{"label": "x", "segment": [0, 1]}]} for v in outputs},
+    }
+    for vid, expected in (("a", [0.25, 0.75, 1.25, 1.75]), ("b", [0.625, 1.875, 3.125, 4.375])):
+        fig = plots.timeline_figure(gt, vid, outputs[vid], [])
+        (signals,) = [ax for ax in fig.axes if ax.get_label() == "signals"]
+        np.testing.assert_allclose(signals.lines[0].get_xdata(), expected)
+        plots.figure_png(fig)  # closes it
+    names = sorted(p.name for p in plots.plot_timelines(tmp_path, gt, outputs, {"results": {}}, None))
+    assert names == ["a.png", "b.png", "overview.png"]
 
 
 # ------------------------------------------------------------------ bad input: exit 2, the file named
@@ -341,7 +346,7 @@ def test_workflow_predictions_target(toy, checkpoint, tmp_path):
     result = json.loads((root / TARGET).read_text())
     test_ids = videos_in_subset(load_ground_truth(toy), "test")
     assert list(result["results"]) == test_ids
-    assert sorted(p.stem for p in (root / TIMELINES).glob("*.png")) == test_ids
+    assert sorted(p.stem for p in (root / TIMELINES).glob("*.png")) == sorted([*test_ids, "overview"])
     # config.yaml's `prediction` reaches the command: a smaller top-n reruns predict alone
     proc = run(root, "--cores", "1", TARGET, "--config", "prediction={top_n: 2}")
     assert planned_jobs(proc.stdout) == {"predict": 1}, proc.stdout[-3000:]

@@ -3,12 +3,14 @@ one job, inference-only experiments re-run another experiment's checkpoints, and
 ablation target gathers every arm into one summary with paired differences."""
 
 import json
+import re
 import shlex
 
 import pytest
 from helpers.workflow import fake_outputs, planned_jobs, run, scratch_copy
 
 STUDY = "results/thumos14-vd_ablation.json"
+DEMO_STUDY = "results/demo_ablation.json"
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +38,17 @@ def test_experiment_layers_on_the_data_sets_training(wf):
     """Top-level < data set < experiment, key by key; `set` lists concatenated in that order."""
     extra = ["--config", "datasets={demo: {training: {set: [optimiser.lr=1e-4]}}}", "experiment=delu-ksm-classname"]
     commands = _train_commands(run(wf, "-n", "-p", "results/demo_map.json", *extra).stdout)
+    commands = [c for c in commands if "/delu-ksm-classname-" in c]  # not the untrained reference's
     assert len(commands) == 3  # the experiment's seeds, not the data set's two
     args = shlex.split(commands[0])
     assert args[args.index("--modules") + 1 : args.index("--modules") + 3] == ["ksm", "csr"]
     assert args[args.index("--iterations") + 1] == "600"  # the data set's, kept
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     assert sets == ["optimiser.lr=1e-4", "mllm4wtal.ksm_text=class_name"]
-    assert "--run-dir" in args and "results/runs/demo/synthetic/delu-ksm-classname/seed" in commands[0]
+    # the data set's `set` differs from config/config.yaml: the runs get a folder of their own
+    assert "--run-dir" in args and re.search(
+        r"results/runs/demo/synthetic/delu-ksm-classname-[0-9a-f]{8}/seed", commands[0]
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,11 +77,37 @@ def test_ablation_summary_from_the_evaluations(tmp_path):
     assert planned_jobs(proc.stdout) == {"ablation": 1}
     # the finished run prints each arm's headline (Snakefile onsuccess)
     assert f"{STUDY}: ablation 'thumos14-vd' on thumos14-vd (GENERATED data" in proc.stdout
-    assert "  DELU +KSM+CSR: 0.1:0.7 avg mAP " in proc.stdout and "vs reference" in proc.stdout
+    assert "  DELU +KSM+CSR: 0.1:0.7 avg mAP " in proc.stdout and "(5 seeds); vs DELU baseline: " in proc.stdout
+    assert re.search(r"vs DELU baseline: [+-]\d+\.\d \[95% paired t interval [+-]\d+\.\d, [+-]\d+\.\d\]", proc.stdout)
+    assert (
+        "  the paper's method (MLLM4WTAL: a base method + KSM + CSR, scored by its localization head): " in proc.stdout
+    )
+    assert "): DELU +KSM+CSR, CO2-Net +KSM+CSR; the other arms" in proc.stdout  # not the Table 5 or inference arms
     summary = json.loads((root / STUDY).read_text())
     assert summary["synthetic"] is True and summary["dataset"] == "thumos14-vd"
     arms = {arm["experiment"]: arm for arm in summary["arms"]}
     assert arms["delu-baseline"]["seeds"] == ["0", "1", "2", "3", "4"]
     paired = arms["delu-ksm-csr-merge"]["paired_difference"]["avg 0.1:0.7"]
     assert paired["seeds"] == ["0", "1", "2", "3", "4"] and len(paired["ci95"]) == 2
+    assert paired["interval"] == "paired t"
     assert "GENERATED data" in (root / STUDY.replace(".json", ".md")).read_text()
+
+
+def test_demo_study_measures_the_untrained_reference(tmp_path):
+    """The README's demo study has the untrained model as a row (its runs: 0 iterations, no
+    plug-ins, the demo's seeds), DELU's difference from it, and no interval from 2 seeds."""
+    root = scratch_copy(tmp_path / "wf")
+    out = run(root, "-n", "-p", DEMO_STUDY).stdout
+    commands = [c for c in _train_commands(out) if "/untrained/" in c]
+    assert len(commands) == 2
+    args = shlex.split(commands[0])
+    assert args[args.index("--iterations") + 1] == "0" and "--modules" not in args
+    fake_outputs(root, DEMO_STUDY)
+    (root / DEMO_STUDY).unlink()
+    proc = run(root, "--cores", "1", DEMO_STUDY)
+    assert "  untrained DELU (reference): 0.1:0.7 avg mAP " in proc.stdout
+    assert "; vs untrained DELU (reference): " in proc.stdout
+    assert "95% interval n/a (2 seeds: an interval needs >= 3)" in proc.stdout
+    summary = json.loads((root / DEMO_STUDY).read_text())
+    assert [arm["experiment"] for arm in summary["arms"]] == ["untrained", "delu-baseline", "default"]
+    assert summary["arms"][1]["paired_difference"]["avg 0.1:0.7"]["ci95"] is None

@@ -8,6 +8,7 @@ GPU partition, other jobs CPUs only.
 
 import json
 import os
+import re
 
 import pytest
 from helpers.workflow import REPO, fake_outputs, run, scratch_copy
@@ -41,15 +42,21 @@ def _rule(call):
     return comment.removeprefix("rule_").split("_wildcards_")[0]
 
 
-def _write_evaluable_run(root, mllm):
-    """A one-video ground truth and each seed's matching predictions, so `evaluate` can
-    really run (before fake_outputs, which keeps the content of existing files)."""
+def _write_evaluable_run(root, *extra):
+    """A one-video ground truth and each run's matching predictions, so `evaluate` can
+    really run (before fake_outputs, which keeps the content of existing files).  The run
+    folders are those of the settings `extra` gives (with a settings suffix: the device
+    override differs from config/config.yaml): the configured experiment's and the untrained
+    reference's, two seeds each."""
     gt = {"database": {"v1": {"subset": "test", "duration": 10.0, "annotations": [{"segment": [1, 3], "label": "A"}]}}}
     path = root / "data/demo/canonical/ground_truth.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(gt))
-    for seed in (0, 1):
-        pred = root / f"results/runs/demo/{mllm}/default/seed{seed}/predictions.json"
+    planned = run(root, "-n", "-p", "results/demo_map.json", *extra).stdout
+    run_dirs = sorted(set(re.findall(r"--run-dir (\S+) ", planned)))
+    assert len(run_dirs) == 4, run_dirs
+    for run_dir in run_dirs:
+        pred = root / run_dir / "predictions.json"
         pred.parent.mkdir(parents=True)
         pred.write_text(json.dumps({"results": {"v1": [{"label": "A", "score": 0.9, "segment": [1, 3]}]}}))
 
@@ -58,7 +65,7 @@ def _write_evaluable_run(root, mllm):
 def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
     root = scratch_copy(tmp_path / "wf")
     extra = ["--config", "mllm=qwen2.5-vl-7b", "datasets={demo: {training: {device: cuda}}}"]
-    _write_evaluable_run(root, "qwen2.5-vl-7b")
+    _write_evaluable_run(root, *extra)
     fake_outputs(root, "results/demo_map.json", *extra)
 
     # CPU jobs that really run through sbatch -> srun -> snakemake jobstep (evaluate); the
@@ -67,7 +74,7 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
     summary = json.loads((root / "results/demo_map.json").read_text())
     assert summary["mllm"] == "qwen2.5-vl-7b" and summary["map"]["0.5"]["mean"] == 1.0
     calls = _calls(tmp_path)
-    assert [_rule(c) for c in calls] == ["evaluate", "evaluate"]
+    assert [_rule(c) for c in calls] == ["evaluate"] * 4  # the experiment's and the reference's 2 seeds
     for call in calls:
         assert not any(a.startswith("--gpus") for a in call), call
         assert call[call.index("-p") + 1].strip("'") == "cpu"
@@ -92,7 +99,8 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
             timeout=240,
         )
         calls = _calls(tmp_path)[before:]
-        assert [_rule(c) for c in calls] == [rule, rule], proc.stdout[-3000:]  # 2 shards / 2 seeds
+        expected = {"generate_priors_shard": 2, "train": 4}[rule]  # 2 shards / 2 seeds of 2 experiments
+        assert [_rule(c) for c in calls] == [rule] * expected, proc.stdout[-3000:]
         for call in calls:
             assert "--gpus=1" in call, call
             assert call[call.index("-p") + 1].strip("'") == "gpu"
@@ -115,7 +123,7 @@ def test_slurm_profile_submits_cpu_and_gpu_jobs(tmp_path):
         timeout=240,
     )
     calls = _calls(tmp_path)[before:]
-    assert [_rule(c) for c in calls] == ["train", "train"], proc.stdout[-3000:]
+    assert [_rule(c) for c in calls] == ["train"] * 4, proc.stdout[-3000:]
     for call in calls:
         assert not any(a.startswith("--gpus") for a in call), call
         assert call[call.index("-p") + 1].strip("'") == "cpu"

@@ -1,7 +1,7 @@
 """``python -m wtal_data`` (console script ``mllm4wtal-data``): ingest real data,
-extract I3D features, generate synthetic sets, summarize.
+extract I3D features, generate synthetic sets, summarize, export videos' features.
 
-The commands call :mod:`.ingest` and :mod:`.synthetic`; errors become exit codes in
+The commands call :mod:`.ingest`, :mod:`.synthetic` and :mod:`.export`; errors become exit codes in
 :func:`wtal_common.cli.run_cli` (a :class:`DatasetError`, whose message names the file
 and the video: exit 2, no traceback).  The ``synth`` subcommand's arguments belong to
 :mod:`.synthetic`, imported only when that subcommand is asked for.
@@ -20,7 +20,8 @@ from wtal_common.logs import setup_logging
 
 DESCRIPTION = (
     "Prepare data sets in the canonical layout every later stage reads: ingest a real data set's "
-    "annotations and I3D features, generate a synthetic one, or summarize a canonical folder."
+    "annotations and I3D features, generate a synthetic one, summarize a canonical folder, or export "
+    "videos' features from one as per-video .npy files."
 )
 
 
@@ -77,6 +78,35 @@ def run_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    from .canonical import SUBSETS
+
+    parser.add_argument("--data", required=True, type=Path, help="canonical folder (holding ground_truth.json)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--video",
+        dest="videos",
+        action="extend",
+        nargs="+",
+        metavar="ID",
+        help="video id to export; repeatable (--video A --video B, or --video A B)",
+    )
+    which.add_argument("--subset", choices=SUBSETS, help="export every video of this subset")
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="folder for <video>.npy per video, or, for one video, a file name ending in .npy",
+    )
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export_features, format_exported
+
+    print(format_exported(export_features(args.data, args.output, args.videos, args.subset)))
+    return 0
+
+
 def run_summary(args: argparse.Namespace) -> int:
     from .ingest import format_summary, summarize
 
@@ -124,6 +154,16 @@ def build_parser(with_synth: bool = False) -> argparse.ArgumentParser:
 
         synthetic.add_synth_arguments(p_synth)
         p_synth.set_defaults(handler=synthetic.synth, log_default=synthetic.default_log_file)
+    p_export = sub.add_parser(
+        "export",
+        help="write videos' features from a canonical folder as <video>.npy (what `predict --features` reads)",
+        description="Copy the features of the chosen videos (--video ID..., or --subset) of a canonical folder "
+        "to one plain float32 .npy (snippets x dims) per video, atomically: OUTPUT/<video>.npy, or OUTPUT "
+        "itself when it ends in .npy and one video is chosen. Ground truth is not exported.",
+        epilog=EXIT_CODES_HELP,
+    )
+    add_export_arguments(p_export)
+    p_export.set_defaults(handler=run_export, log_default=lambda a: None)
     p_summary = sub.add_parser(
         "summary",
         help="print counts per subset of a canonical folder",

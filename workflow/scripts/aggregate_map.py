@@ -53,6 +53,7 @@ def summarise(paths, seeds, dataset, kind, config) -> dict:
         "synthetic": kind == "synthetic",
         "mllm": config["mllm"],
         "experiment": config["experiment"],
+        "run": config.get("run", config["experiment"]),  # the run folder: <experiment>[-<settings hash>]
         "seeds": list(seeds),
         "map": _over_seeds([m for m, _ in per_seed], keys),
         "average_map": _over_seeds([a for _, a in per_seed], avg_keys),

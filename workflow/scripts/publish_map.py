@@ -2,7 +2,9 @@
 
 Several summaries may exist per data set (one per MLLM and experiment, under
 results/summaries/); the documented results/{dataset}_map.json is the one of the MLLM and
-experiment the config names, copied atomically so a reader never sees half a file.
+experiment the config names, copied atomically so a reader never sees half a file.  The
+rule's `reference` input (the reference experiment's summary) is only made to exist here:
+the finished run prints it beside the copy (common.smk: result_headlines).
 """
 
 import sys
@@ -22,4 +24,4 @@ def main(summary, output) -> int:
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821 (injected by Snakemake)
     sys.stderr = open(sm.log[0], "w", buffering=1)  # the rule's log holds messages and tracebacks
-    sys.exit(main(sm.input[0], sm.output[0]))
+    sys.exit(main(sm.input.summary, sm.output[0]))
