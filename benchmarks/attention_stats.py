@@ -8,8 +8,14 @@ these numbers describe what the pseudo-labels were built from) and prints
 - fg: the true foreground fraction of the snippets (the generated ground truth);
 - att>=0.5: the fraction of snippets whose base attention is >= 0.5 (the localization
   head's pseudo-label threshold), and the attention's AUC for foreground vs background;
-- head>=0.5: the same for the localization head's best-class score, when there is one;
-- loc_positive_fraction / csr_loss / ksm_loss: the last row of the run's metrics.csv;
+- head>=0.5 / head_auc: the same for the localization head's best labelled-class probability,
+  when there is one, and ``head_ece``: its expected calibration error against the truth (10
+  equal-width bins of the probability; the gap between the mean probability and the share of
+  foreground snippets in each bin, weighted by the bin's size);
+- csr_auc: A_CSR's AUC (CSR's own attention, read from the run's resume.pt, which keeps every
+  trained module; training-only, so the checkpoint has none);
+- loc_pseudo_share / loc_pseudo_precision / loc_pseudo_recall / csr_loss / ksm_loss: the last
+  row of the run's metrics.csv (the head's pseudo-labels against the annotated training videos);
 - for candidate pseudo-label rules on the base attention (``fixed``: >= 0.5, the paper's
   and this project's rule; ``video_mean``: >= the video's mean attention; ``video_midrange``:
   >= halfway between the video's lowest and highest attention; none has a parameter fitted to
@@ -39,6 +45,8 @@ import torch
 
 from wtal_data.canonical import load_ground_truth
 from wtal_training.engine import infer, load_data
+from wtal_training.mllm4wtal.common import ConvAttention
+from wtal_training.resume import RESUME_FILE
 from wtal_training.trained_model import load_trained_model
 
 
@@ -89,6 +97,33 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def calibration_error(probability: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: sum over equal-width bins of |mean probability - share of
+    positives| x the bin's share of the snippets."""
+    edges = np.minimum((probability * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = edges == b
+        if sel.any():
+            total += abs(float(probability[sel].mean()) - float(truth[sel].mean())) * sel.mean()
+    return total
+
+
+def csr_attention(run: Path) -> ConvAttention | None:
+    """A_CSR's head as trained, from the run's resume state (None without CSR)."""
+    path = run / RESUME_FILE
+    if not path.exists():
+        return None
+    modules = torch.load(path, map_location="cpu", weights_only=True)["modules"]
+    if "csr" not in modules:
+        return None
+    state = {k[len("attention.") :]: v for k, v in modules["csr"].items() if k.startswith("attention.")}
+    hidden, dim = state["net.0.weight"].shape[:2]
+    head = ConvAttention(dim, hidden=hidden)
+    head.load_state_dict(state)
+    return head.eval()
+
+
 def last_metrics(run: Path) -> dict[str, float]:
     path = run / "metrics.csv"
     if not path.exists():
@@ -97,12 +132,17 @@ def last_metrics(run: Path) -> dict[str, float]:
     return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)} if rows else {}
 
 
-def run_stats(run: Path, data_dir: Path) -> dict[str, float]:
+def run_stats(run: Path, data_dir: Path, subset: str = "train") -> dict[str, float]:
+    """The figures above on the ``subset`` videos of ``data_dir`` (train: what the pseudo-labels
+    were built from; a held-out view's test split: training videos the run never saw)."""
     trained = load_trained_model(run / "checkpoint.safetensors", "cpu")
     data = load_data(data_dir, "cpu")
     gt = load_ground_truth(data_dir)
-    outputs = infer(trained.model, data.train)
-    attention, head, labels = [], [], []
+    videos = data.train if subset == "train" else data.test
+    outputs = infer(trained.model, videos)
+    classes = list(gt["classes"])
+    a_csr = csr_attention(run)
+    attention, head, head_truth, labels, csr = [], [], [], [], []
     marks: dict[str, list[np.ndarray]] = {name: [] for name in PSEUDO_LABEL_RULES}
     for video, out in outputs.items():
         seen = len(out["attention"])
@@ -112,7 +152,14 @@ def run_stats(run: Path, data_dir: Path) -> dict[str, float]:
         for name, rule in PSEUDO_LABEL_RULES.items():
             marks[name].append(rule(attention[-1]))
         if "loc_scores" in out:
-            head.append(np.asarray(out["loc_scores"]).max(axis=-1).reshape(-1))
+            own = [classes.index(c) for c in gt["database"][video]["labels"]]
+            head.append(np.asarray(out["loc_scores"])[:, own].max(axis=-1).reshape(-1))
+            head_truth.append(labels[-1])
+        if a_csr is not None and seen == length:
+            i = videos.video_ids.index(video)
+            feats = videos.video(i).unsqueeze(0)
+            with torch.no_grad():
+                csr.append(a_csr(feats, torch.ones(feats.shape[:2], dtype=torch.bool))[0].numpy())
     labels_all, attention_all = np.concatenate(labels), np.concatenate(attention)
     stats = {
         "fg": float(labels_all.mean()),
@@ -123,10 +170,18 @@ def run_stats(run: Path, data_dir: Path) -> dict[str, float]:
         for key, value in rule_scores(np.concatenate(marked), labels_all).items():
             stats[f"{name}_{key}"] = value
     if head:
-        head_all = np.concatenate(head)
-        stats.update({"head>=0.5": float((head_all >= 0.5).mean()), "head_auc": auc(head_all, labels_all)})
+        head_all, truth_all = np.concatenate(head), np.concatenate(head_truth)
+        stats.update(
+            {
+                "head>=0.5": float((head_all >= 0.5).mean()),
+                "head_auc": auc(head_all, truth_all),
+                "head_ece": calibration_error(head_all, truth_all),
+            }
+        )
+    if csr:
+        stats["csr_auc"] = auc(np.concatenate(csr), labels_all)
     metrics = last_metrics(run)
-    for key in ("loc_positive_fraction", "csr_loss", "ksm_loss"):
+    for key in ("loc_pseudo_share", "loc_pseudo_precision", "loc_pseudo_recall", "csr_loss", "ksm_loss"):
         if key in metrics:
             stats[key] = metrics[key]
     return stats
@@ -136,13 +191,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with checkpoint.safetensors")
     parser.add_argument("--data", type=Path, default=None, help="canonical folder (default: from run.json)")
+    parser.add_argument("--subset", default="train", choices=["train", "test"], help="whose videos (default train)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     table = {}
     for run in args.runs:
         data_dir = args.data or Path("data") / json.loads((run / "run.json").read_text())["dataset"] / "canonical"
-        table[str(run)] = run_stats(run, data_dir)
+        table[str(run)] = run_stats(run, data_dir, args.subset)
         cells = ", ".join(f"{k} {v:.3f}" for k, v in table[str(run)].items())
         print(f"{run}: {cells}", flush=True)
     if args.json:

@@ -6,7 +6,8 @@
 
 Prints one JSON object per generated set (counts, bytes, seconds), then the oracle
 probes of wtal_data.synthetic.sanity on the full set (or the demo with --skip-full) and
-on thumos14-vd (with its per-video fact probes).  Figures, not a test: the numbers go
+on thumos14-vd (with its per-video fact probes), the text-to-video retrieval probe
+(key descriptions vs class names, ``text_*``) included.  Figures, not a test: the numbers go
 to docs/benchmarks.md and docs/synthetic-benchmark.md.
 """
 
@@ -23,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from wtal_data.canonical import FeatureStore, load_ground_truth  # noqa: E402
 from wtal_data.synthetic import generate_dataset, load_config  # noqa: E402
-from wtal_data.synthetic.sanity import fact_probe, probe  # noqa: E402
+from wtal_data.synthetic.sanity import fact_probe, probe, text_probe  # noqa: E402
 from wtal_data.word_vectors import load_word_vectors  # noqa: E402
 
 
@@ -60,7 +61,7 @@ def main() -> int:
 
 
 def _probe(canonical: Path, cfg: dict, max_snippets: int) -> None:
-    """Print the oracle probes of one generated set (and its fact probes, if it has facts)."""
+    """Print the oracle probes of one generated set (its fact probes, if it has facts, and the text probe)."""
     gt = load_ground_truth(canonical)
     scripts = json.loads((canonical / "scripts.json").read_text())
     words = {e["word"] for rec in scripts["videos"].values() for e in rec["events"]}
@@ -70,6 +71,7 @@ def _probe(canonical: Path, cfg: dict, max_snippets: int) -> None:
         store, gt, scripts, load_word_vectors(cfg["word_vectors"], restrict_to=words), max_snippets=max_snippets
     )
     figures.update(fact_probe(store, gt, scripts))
+    figures.update(text_probe(store, gt, scripts, max_snippets=max_snippets))  # loads the words it needs
     figures = {k: round(v, 4) for k, v in figures.items()}
     print(json.dumps({"probe_on": gt["dataset"], "probe_seconds": round(time.perf_counter() - t0, 2), **figures}))
 

@@ -42,6 +42,7 @@ import numpy as np
 # per step, measured).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
@@ -52,31 +53,54 @@ from wtal_data.synthetic.describer_vd import NUMBER_WORDS  # noqa: E402
 from wtal_training.mllm4wtal.common import ConvAttention  # noqa: E402
 from wtal_training.mllm4wtal.csr import CompleteSemanticReconstruction  # noqa: E402
 
+DRAW_SEPARATOR = "@draw"
 
-def build_priors(canonical: Path, work: Path) -> Path:
-    """Descriptions (synthetic backend) and text priors of one data set; reused when present."""
+
+def build_priors(canonical: Path, work: Path, draws: int = 1) -> Path:
+    """Descriptions (synthetic backend) and text priors of one data set; reused when present.
+
+    ``draws`` > 1: the describer writes every description ``draws`` times with seeds 0, 1, ...
+    (other omissions, wrong words, paraphrases and templates: what several samples of an
+    MLLM would give); draw s > 0 is stored under the video id ``<video>@draw<s>``, and one
+    text-priors build covers all draws (one vocabulary)."""
     work.mkdir(parents=True, exist_ok=True)
     descriptions, priors = work / "descriptions.parquet", work / "text_priors"
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[1]))}
     if not descriptions.exists():
-        subprocess.run(
-            [sys.executable, "-m", "prior_generation", "generate", "--backend", "synthetic"]
-            + ["--scripts", str(canonical / "scripts.json"), "--ground-truth", str(canonical / "ground_truth.json")]
-            + ["--output", str(descriptions), "--log", str(work / "generate.log")],
-            check=True,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        tables = []
+        for draw in range(draws):
+            out = work / f"descriptions-draw{draw}.parquet"
+            subprocess.run(
+                [sys.executable, "-m", "prior_generation", "generate", "--backend", "synthetic", "--seed", str(draw)]
+                + ["--scripts", str(canonical / "scripts.json"), "--ground-truth", str(canonical / "ground_truth.json")]
+                + ["--output", str(out), "--log", str(work / f"generate-draw{draw}.log")],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            table = pq.read_table(out)
+            if draw:
+                ids = [f"{v}{DRAW_SEPARATOR}{draw}" for v in table.column("video_id").to_pylist()]
+                column = table.schema.get_field_index("video_id")
+                table = table.set_column(column, table.schema.field(column), pa.array(ids, pa.string()))
+            tables.append(table)
+        pq.write_table(pa.concat_tables(tables), descriptions)
     if not (priors / "meta.json").exists():
+        ground_truth = [] if draws > 1 else ["--ground-truth", str(canonical / "ground_truth.json")]
         subprocess.run(
             [sys.executable, "-m", "prior_generation.text_priors", "build", "--descriptions", str(descriptions)]
-            + ["--output-dir", str(priors), "--ground-truth", str(canonical / "ground_truth.json")]
+            + ["--output-dir", str(priors), *ground_truth]
             + ["--log", str(work / "text_priors.log"), "--no-progress"],
             check=True,
             env=env,
             stdout=subprocess.DEVNULL,
         )
     return priors
+
+
+def video_of(row_video_id: str) -> str:
+    """The video whose features a description row goes with (draws share their video's)."""
+    return row_video_id.split(DRAW_SEPARATOR)[0]
 
 
 def word_kinds(scripts: dict) -> tuple[set[str], set[str]]:
@@ -94,6 +118,21 @@ def word_kinds(scripts: dict) -> tuple[set[str], set[str]]:
     return facts, script_words - facts
 
 
+def fact_values(scripts: dict) -> dict[str, str]:
+    """Each way the describer may say a fact -> the fact it says (``crimson`` -> ``red``,
+    ``rapidly`` -> ``fast``): a masked fact word counts as read from the video when the
+    prediction says the same fact, whichever paraphrase the description happened to use."""
+    spec, desc = scripts.get("video_facts"), scripts.get("describer", {})
+    if not spec:
+        return {}
+    out: dict[str, str] = {}
+    for group in ("performer", "colour", "speed"):
+        for w in spec[group]["words"]:
+            for said in {w, *desc.get("synonyms", {}).get(w, []), *desc.get("adverbs", {}).get(w, [])}:
+                out[said] = w
+    return out
+
+
 class Rows:
     """Complete descriptions of training videos: tokens, POS, action flags, stored masks."""
 
@@ -104,7 +143,7 @@ class Rows:
         self.rows = [
             {k: table[k][i] for k in ("video_id", "class_name", "token_ids", "pos", "is_action", "masked_input_ids")}
             for i, kind in enumerate(table["kind"])
-            if kind == "complete" and table["video_id"][i] in train_ids
+            if kind == "complete" and video_of(table["video_id"][i]) in train_ids
         ]
         pos_w = self.cfg.get("pos_weights") or {"VERB": 4.0, "NOUN": 2.0, "PROPN": 2.0, "ADJ": 1.0, "ADV": 1.0}
         self.weights = [
@@ -161,15 +200,15 @@ def probe_dataset(canonical: Path, work: Path, args) -> dict:
     t0 = time.perf_counter()
     gt = load_ground_truth(canonical)
     scripts = json.loads((canonical / "scripts.json").read_text())
-    priors = build_priors(canonical, work)
+    priors = build_priors(canonical, work, args.draws)
     t_priors = time.perf_counter() - t0
     tp = load_text_priors(priors, gt["classes"])
     train = sorted(v for v, e in gt["database"].items() if e["subset"] == "train")
     split_rng = np.random.default_rng(args.seed)
     heldout = set(np.array(train)[split_rng.permutation(len(train))[: round(args.heldout * len(train))]].tolist())
     rows = Rows(priors, set(train))
-    fit = [i for i, r in enumerate(rows.rows) if r["video_id"] not in heldout]
-    test = [i for i, r in enumerate(rows.rows) if r["video_id"] in heldout]
+    fit = [i for i, r in enumerate(rows.rows) if video_of(r["video_id"]) not in heldout]  # every draw
+    test = [i for i, r in enumerate(rows.rows) if r["video_id"] in heldout]  # the first draw only
     store = FeatureStore.open(canonical)
 
     torch.manual_seed(args.seed)
@@ -189,7 +228,7 @@ def probe_dataset(canonical: Path, work: Path, args) -> dict:
         pairs = [rows.masked(i, rng) for i in pick]
         ids, padding = pad([p[0] for p in pairs], tp.pad_id)
         targets, _ = pad([p[1] for p in pairs], -100)
-        feats, mask = video_batch(store, [rows.rows[i]["video_id"] for i in pick], args.max_snippets, rng)
+        feats, mask = video_batch(store, [video_of(rows.rows[i]["video_id"]) for i in pick], args.max_snippets, rng)
         loss = model.loss(model(feats, mask, ids, padding)["logits"], targets)
         opt.zero_grad()
         loss.backward()
@@ -199,13 +238,14 @@ def probe_dataset(canonical: Path, work: Path, args) -> dict:
     t_train = time.perf_counter() - t1
 
     facts, script_words = word_kinds(scripts)
+    values = fact_values(scripts)
     model.eval()
     order = [test[j] for j in np.random.default_rng(args.seed + 2).permutation(len(test))]
     partner = {a: b for a, b in zip(order, order[1:] + order[:1])}  # another held-out video
     result: dict = {"dataset": gt["dataset"], "fit_rows": len(fit), "heldout_rows": len(test)}
     with torch.no_grad():
         for condition in ("own", "shuffled"):
-            hits, nll, kinds = [], [], []
+            hits, nll, kinds, same_fact, graded = [], [], [], [], []
             for start in range(0, len(test), args.batch):
                 chunk = test[start : start + args.batch]
                 vids = [rows.rows[i if condition == "own" else partner[i]]["video_id"] for i in chunk]
@@ -223,12 +263,21 @@ def probe_dataset(canonical: Path, work: Path, args) -> dict:
                     hits += (logits[sel].argmax(-1) == tgt).tolist()
                     words = tp.decode(tgt.tolist())
                     kinds += ["fact" if w in facts else "script" if w in script_words else "other" for w in words]
+                    said = tp.decode(logits[sel].argmax(-1).tolist())
+                    graded += [w in values for w in words]
+                    same_fact += [w in values and values[w] == values.get(p) for w, p in zip(words, said)]
             hits_a, nll_a, kinds_a = np.array(hits, float), np.array(nll), np.array(kinds)
             result[condition] = {"acc": hits_a.mean(), "loss": nll_a.mean(), "masked_words": len(hits_a)}
             for k in ("fact", "script", "other"):
                 sel = kinds_a == k
                 result[condition][f"acc_{k}"] = hits_a[sel].mean() if sel.any() else float("nan")
                 result[condition][f"n_{k}"] = int(sel.sum())
+            graded_a = np.array(graded, bool)
+            # performer, colour and manner words, right when the prediction says the same fact
+            result[condition]["acc_fact_value"] = (
+                float(np.array(same_fact, float)[graded_a].mean()) if graded_a.any() else float("nan")
+            )
+            result[condition]["n_fact_value"] = int(graded_a.sum())
     result["seconds"] = {
         "priors": round(t_priors, 1),
         "train": round(t_train, 1),
@@ -250,6 +299,9 @@ def main() -> int:
     parser.add_argument("--heldout", type=float, default=0.2, help="fraction of training videos held out")
     parser.add_argument("--eval-masks", type=int, default=5, help="masks per held-out description")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--draws", type=int, default=1, help="describer draws per description for fitting (held-out: the first)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
@@ -261,9 +313,10 @@ def main() -> int:
         results.append(res)
     print(f"\n{platform.node()} {datetime.now(UTC):%Y-%m-%d}, torch {torch.__version__}, {args.steps} steps")
     head = (
-        "| set | features | masked acc (own / shuffled) | loss (own / shuffled) | fact words | script words | other |"
+        "| set | features | masked acc (own / shuffled) | loss (own / shuffled) | fact words "
+        "| same fact (performer, colour, manner) | script words | other |"
     )
-    print(head + "\n|" + "---|" * 7)
+    print(head + "\n|" + "---|" * 8)
     for r in results:
         o, s = r["own"], r["shuffled"]
 
@@ -273,7 +326,8 @@ def main() -> int:
         print(
             f"| `{r['dataset']}` | {r['heldout_rows']} held-out descr., {o['masked_words']} masked words "
             f"| {o['acc']:.3f} / {s['acc']:.3f} | {o['loss']:.3f} / {s['loss']:.3f} "
-            f"| {pair('acc_fact')} | {pair('acc_script')} | {pair('acc_other')} |"
+            f"| {pair('acc_fact')} | {pair('acc_fact_value')} ({o['n_fact_value']}) "
+            f"| {pair('acc_script')} | {pair('acc_other')} |"
         )
     return 0
 

@@ -127,8 +127,8 @@ def test_wrong_types_and_ranges_name_the_dotted_field(tmp_path):
         build_config("delu", "thumos14", str(bad))
     with pytest.raises(ConfigError, match=r"config field 'data\.batch_size': '1\.5' is not an integer"):
         build_config("delu", "thumos14", sets=["data.batch_size=1.5"])
-    with pytest.raises(ConfigError, match=r"'optimiser\.iterations': 0 is less than the minimum of 1"):
-        build_config("delu", "thumos14", sets=["iterations=0"])
+    with pytest.raises(ConfigError, match=r"'optimiser\.iterations': -1 is less than the minimum of 0"):
+        build_config("delu", "thumos14", sets=["iterations=-1"])
     with pytest.raises(ConfigError, match=r"'model\.uct_guide_order'"):
         build_config("delu", "thumos14", sets=["model.uct_guide_order=sideways"])
     with pytest.raises(ConfigError, match=r"'data\.batch_size' 4 < 2 \* data\.num_similar 3"):

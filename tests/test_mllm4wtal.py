@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.mllm4wtal_fakes import CompleteItem, FakeTextPriors, TinyBase, toy_batches
+from helpers.mllm4wtal_fakes import CompleteItem, FakeTextPriors, TinyBase, toy_batches, toy_train_set
 
+from wtal_training.config import build_config
 from wtal_training.mllm4wtal import ConfigError, build_mllm4wtal_objective, resolve_config
 from wtal_training.mllm4wtal.common import masked_topk_mean
-from wtal_training.mllm4wtal.loc_head import diou_loss_1d, pseudo_labels
+from wtal_training.mllm4wtal.loc_head import diou_loss_1d
+from wtal_training.mllm4wtal.pseudo_labels import PseudoInstances, instance_targets
 from wtal_training.mllm4wtal.text_inputs import TextPriorError, complete_tokens, key_query_tokens
 
 torch.set_num_threads(1)
@@ -23,15 +25,24 @@ SMALL = {
     "csr_ffn": 64,
     "loc_hidden": 32,
     "lr": 1e-3,
+    # the head learns from iteration 1 on 4 windows of 16 snippets; pseudo-labels every 5 iterations
+    "loc_warmup": 0.0,
+    "loc_ramp": 0.0,
+    "loc_refresh_every": 5,
+    "loc_window": 16,
+    "loc_batch_size": 4,
 }
 
 
 def make(modules=("ksm", "csr"), seed=0, **overrides):
+    """The objective on TinyBase with fake text priors and a toy training set (the head's
+    pseudo-labels come from it)."""
     torch.manual_seed(seed)
     tp = FakeTextPriors()
     base = TinyBase(16, len(tp.classes))
     cfg = {"modules": list(modules), "mllm4wtal": dict(SMALL, **overrides)}
-    return build_mllm4wtal_objective(cfg, base, tp), tp
+    train_config = build_config("delu", "thumos14", iterations=48, modules=list(modules))
+    return build_mllm4wtal_objective(cfg, base, tp, train_config, toy_train_set(tp.classes)), tp
 
 
 def test_shapes_of_branches_and_inference_outputs():
@@ -73,9 +84,9 @@ def test_stop_gradient_isolates_the_phases():
     obj, _ = make()
     batch = toy_batches(n=1)[0]
     rng = np.random.default_rng(0)
-    targets = obj.targets(batch)
-    assert not any(t.requires_grad for t in (targets.cas, targets.a_ksm, targets.a_csr))
-    obj._match_step(batch, 0, rng, targets)
+    targets = obj.targets(batch, with_rec=True)
+    assert not any(t.requires_grad for t in (targets.a_ksm, targets.a_csr))
+    obj._match_step(batch, 1, rng, targets)  # the head has a loss at iteration 1 (no warm-up here)
     assert all(p.grad is None for p in obj.csr.parameters())  # sg(A_CSR): match phase never reaches CSR
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in obj.base.parameters())
     for m in (obj.base, obj.ksm, obj.head):
@@ -114,7 +125,7 @@ def test_phases_follow_the_schedule_from_the_engines_first_iteration(schedule, p
 @pytest.mark.parametrize("modules", [[], ["ksm"], ["csr"], ["ksm", "csr"]])
 def test_any_module_subset_trains(modules):
     obj, _ = make(modules)
-    logs = obj.step(toy_batches(n=1)[0], 0)
+    logs = obj.step(toy_batches(n=1)[0], 1)
     assert ("ksm_loss" in logs) == ("ksm" in modules)
     assert ("csr_loss" in logs) == ("csr" in modules)
     assert "loc_loss" in logs and all(np.isfinite(float(v)) for v in logs.values())
@@ -123,7 +134,7 @@ def test_any_module_subset_trains(modules):
 def test_losses_decrease_on_a_tiny_set():
     obj, _ = make()
     batches = toy_batches(n=4)
-    history = [obj.step(batches[it % 4], it) for it in range(48)]
+    history = [obj.step(batches[it % 4], it) for it in range(1, 49)]
     for key in ("base_loss", "ksm_loss", "csr_loss", "loc_loss"):
         first = np.mean([float(h[key]) for h in history[:8]])
         last = np.mean([float(h[key]) for h in history[-8:]])
@@ -158,18 +169,18 @@ def test_inference_graph_excludes_text_branches():
     assert {n for n, _ in model.named_children()} == {"base", "head"}
 
 
-def test_pseudo_labels_runs_and_offsets():
-    cas = torch.zeros(1, 8, 3)
-    cas[0, :, 1] = 5.0  # class 1 dominates
-    att = torch.tensor([[0, 0.9, 0.9, 0.9, 0, 0, 0.8, 0.8]])
-    labels = torch.tensor([[0.0, 1.0]])
-    mask = torch.ones(1, 8, dtype=torch.bool)
-    targets, offsets, positive = pseudo_labels(cas, [att], labels, mask, 0.5)
-    assert positive[0].tolist() == [False, True, True, True, False, False, True, True]
-    assert torch.all(targets[0, positive[0], 1] == 1) and targets[0, :, 0].sum() == 0
-    # snippet 2 (centre 2.5) lies in the run [1, 4): 1.5 to the start, 1.5 to the end
-    assert offsets[0, 2].tolist() == [1.5, 1.5]
-    assert offsets[0, 6].tolist() == [0.5, 1.5] and offsets[0, 7].tolist() == [1.5, 0.5]
+def test_instance_targets_classes_and_native_offsets():
+    """Snippet t is inside [start, end] when its centre t + 0.5 is; offsets are the distances
+    from that centre, in native snippets; two classes overlapping: the shorter instance's."""
+    instances = PseudoInstances(np.array([1.0, 5.0, 6.0]), np.array([4.0, 9.0, 8.0]), np.array([1, 0, 1]))
+    classes, offsets, positive = instance_targets(instances, 10, 2)
+    assert positive.tolist() == [False, True, True, True, False, True, True, True, True, False]
+    assert classes[:, 1].tolist() == [0, 1, 1, 1, 0, 0, 1, 1, 0, 0]
+    assert classes[:, 0].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, 0]
+    assert offsets[2].tolist() == [1.5, 1.5]  # centre 2.5 in [1, 4]
+    assert offsets[6].tolist() == [0.5, 1.5]  # centre 6.5: in [5, 9] and in the shorter [6, 8]
+    assert offsets[8].tolist() == [3.5, 0.5]  # centre 8.5: only in [5, 9]
+    assert offsets[0].tolist() == [0.0, 0.0]
 
 
 def test_diou_and_topk_helpers():

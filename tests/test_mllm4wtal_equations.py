@@ -9,15 +9,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers.mllm4wtal_fakes import FakeTextPriors, TinyBase, toy_batches
+from helpers.mllm4wtal_fakes import FakeTextPriors, TinyBase, toy_batches, toy_train_set
 from torch import nn
 
+from wtal_training.config import build_config
 from wtal_training.mllm4wtal import build_mllm4wtal_objective, resolve_config
 from wtal_training.mllm4wtal import objective as objective_module
 from wtal_training.mllm4wtal.common import masked_mse
 from wtal_training.mllm4wtal.csr import CompleteSemanticReconstruction
 from wtal_training.mllm4wtal.ksm import KeySemanticMatching
-from wtal_training.mllm4wtal.loc_head import pseudo_labels
 from wtal_training.mllm4wtal.text_inputs import complete_tokens, key_query_tokens
 
 torch.set_num_threads(1)
@@ -58,53 +58,27 @@ def _delu_objective(modules=("ksm", "csr"), **overrides):
     return build_mllm4wtal_objective(cfg, base, tp)
 
 
-def test_targets_and_pseudo_labels_are_those_of_the_eval_mode_model(monkeypatch):
+def test_distillation_targets_are_those_of_the_eval_mode_model(monkeypatch):
     obj = _delu_objective()
     batch = _pair_batch()
     ref_base, ref_csr = copy.deepcopy(obj.base).eval(), copy.deepcopy(obj.csr).eval()
     with torch.no_grad():
         ref = ref_base(batch.features, batch.mask)
         ref_a_csr = ref_csr.attention(batch.features, batch.mask)
-    seen: dict[str, list] = {"mse_targets": [], "loc": []}
-    real_mse, real_loc = objective_module.masked_mse, objective_module.localization_loss
+    seen: list[torch.Tensor] = []
+    real_mse = objective_module.masked_mse
 
     def spy_mse(a, b, mask):
-        seen["mse_targets"].append(b.detach().clone())
+        seen.append(b.detach().clone())
         return real_mse(a, b, mask)
 
-    def spy_loc(logits, offsets, cas, attentions, labels, mask, threshold, k):
-        seen["loc"].append((cas.detach().clone(), [a.detach().clone() for a in attentions]))
-        return real_loc(logits, offsets, cas, attentions, labels, mask, threshold, k)
-
     monkeypatch.setattr(objective_module, "masked_mse", spy_mse)
-    monkeypatch.setattr(objective_module, "localization_loss", spy_loc)
     obj.step(batch, 1)
-    match_target, rec_target = seen["mse_targets"]
+    match_target, rec_target = seen
     torch.testing.assert_close(match_target, ref_a_csr)  # psi(A_CSR), eq. 19
     torch.testing.assert_close(rec_target, ref.attention)  # psi(A_KSM), eq. 20
-    ((cas, attentions),) = seen["loc"]
-    torch.testing.assert_close(cas, ref.cas)
-    assert len(attentions) == 2
-    torch.testing.assert_close(attentions[0], ref.attention)
-    torch.testing.assert_close(attentions[1], ref_a_csr)
-    got = pseudo_labels(cas, attentions, batch.labels, batch.mask, 0.5)
-    want = pseudo_labels(ref.cas, [ref.attention, ref_a_csr], batch.labels, batch.mask, 0.5)
-    assert all(torch.equal(g, w) for g, w in zip(got, want))
     # the gradient side keeps dropout: every module is back in train mode
     assert all(m.training for m in obj.modules().values())
-
-
-def test_low_attention_gives_no_pseudo_positives_despite_attention_logit_dropout():
-    """CO2/DELU drop out the attention logit: in train mode half the snippets get exactly 0.5,
-    i.e. >= loc_threshold.  With clearly negative attention logits nothing is foreground.
-    (KSM only: the pseudo-labels then come from the base attention alone.)"""
-    obj = _delu_objective(modules=("ksm",))
-    with torch.no_grad():
-        for att in (obj.base.rgb_attention, obj.base.flow_attention):
-            att.att3.bias.fill_(-4.0)
-    torch.manual_seed(0)
-    logs = obj.step(_pair_batch(), 1)
-    assert float(logs["loc_positive_fraction"]) == 0.0
 
 
 # -- eq. 10 ---------------------------------------------------------------------------------
@@ -178,12 +152,18 @@ def test_masked_mse_hand_value():
     assert masked_mse(a, b, mask).item() == pytest.approx((0.04 + 0.04) / 2)
 
 
-def test_match_and_rec_losses_eqs_19_20_with_distinct_weights():
+@pytest.mark.parametrize("passes", ["single", "contrastive"])
+def test_match_and_rec_losses_eqs_19_20_with_distinct_weights(passes):
     torch.manual_seed(0)
     tp = FakeTextPriors()
     base = TinyBase(16, len(tp.classes))
-    cfg = {"modules": ["ksm", "csr"], "mllm4wtal": dict(SMALL, lambda1=2.0, lambda2=0.5, mu1=0.25)}
-    obj = build_mllm4wtal_objective(cfg, base, tp)
+    head = {"loc_warmup": 0.0, "loc_ramp": 0.0, "loc_window": 16, "loc_batch_size": 4}
+    cfg = {
+        "modules": ["ksm", "csr"],
+        "mllm4wtal": dict(SMALL, lambda1=2.0, lambda2=0.5, mu1=0.25, csr_passes=passes, **head),
+    }
+    train_config = build_config("delu", "thumos14", iterations=10, modules=["ksm", "csr"])
+    obj = build_mllm4wtal_objective(cfg, base, tp, train_config, toy_train_set(tp.classes))
     obj.csr.attention.net[2].p = 0.0  # A_CSR without dropout on both sides, to compute it here
     batch = toy_batches(n=1)[0]
     with torch.no_grad():
@@ -195,35 +175,15 @@ def test_match_and_rec_losses_eqs_19_20_with_distinct_weights():
     # does not touch CSR, so both distillation terms are MSE(a_base, a_csr) here
     assert logs["distill_match"] == pytest.approx(expect_distill, rel=1e-5)
     assert logs["distill_rec"] == pytest.approx(expect_distill, rel=1e-5)
-    match = logs["base_loss"] + logs["ksm_loss"] + 2.0 * logs["distill_match"] + 0.25 * logs["loc_loss"]
+    assert logs["loc_weight"] == 0.25  # mu1, no ramp configured
+    l_loc = logs["loc_focal"] + logs["loc_diou"] + logs["loc_mil"]  # eq. 18
+    match = logs["base_loss"] + logs["ksm_loss"] + 2.0 * logs["distill_match"] + 0.25 * l_loc
     assert logs["match_loss"] == pytest.approx(match, rel=1e-5)
-    assert logs["rec_loss"] == pytest.approx(logs["csr_loss"] + 0.5 * logs["distill_rec"], rel=1e-5)
-
-
-# -- eq. 18 pseudo-labels -------------------------------------------------------------------
-def test_pseudo_labels_with_two_labelled_classes():
-    # T = 6, C = 3; the video is labelled with classes 0 and 2
-    cas = torch.tensor(
-        [
-            [3.0, 0, 0, 0],
-            [3.0, 0, 0, 0],
-            [0.0, 0, 3, 0],
-            [0.0, 0, 3, 0],
-            [0.0, 5, 1, 0],  # unlabelled class 1 strongest: ignored, class 2 beats class 0
-            [3.0, 0, 0, 0],
-        ]
-    ).unsqueeze(0)
-    labels = torch.tensor([[1.0, 0.0, 1.0]])
-    a1 = torch.tensor([[0.9, 0.9, 0.9, 0.9, 0.9, 0.2]])
-    a2 = torch.tensor([[0.5, 0.3, 0.7, 0.7, 0.3, 0.7]])  # fused mean: .7 .6 .8 .8 .6 .45
-    mask = torch.ones(1, 6, dtype=torch.bool)
-    targets, offsets, positive = pseudo_labels(cas, [a1, a2], labels, mask, 0.5)
-    assert positive[0].tolist() == [True] * 5 + [False]
-    assert targets[0].argmax(-1)[:5].tolist() == [0, 0, 2, 2, 2] and targets[0, 5].sum() == 0
-    assert targets[0].sum(-1).tolist() == [1, 1, 1, 1, 1, 0]
-    # runs: class 0 on [0, 2), class 2 on [2, 5); offsets from the snippet centre t + 0.5
-    expect = [[0.5, 1.5], [1.5, 0.5], [0.5, 2.5], [1.5, 1.5], [2.5, 0.5], [0.0, 0.0]]
-    assert offsets[0].tolist() == expect
+    if passes == "single":  # eq. 20 as printed
+        assert logs["rec_loss"] == pytest.approx(logs["csr_loss"] + 0.5 * logs["distill_rec"], rel=1e-5)
+    else:  # reconstruction (attended + whole) and selection (two hinges + lambda2 * MSE)
+        rec = logs["csr_loss"] + logs["csr_loss_whole"] + logs["csr_hinge_whole"] + logs["csr_hinge_inverse"]
+        assert logs["rec_loss"] == pytest.approx(rec + 0.5 * logs["distill_rec"], rel=1e-5)
 
 
 # -- which text a batch gets ------------------------------------------------------------------

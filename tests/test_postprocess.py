@@ -81,11 +81,14 @@ def test_localization_head_proposals_are_decoded():
     loc_scores[40, 1] = 0.9
     loc_offsets = np.zeros((100, 2))
     loc_offsets[40] = [5.5, 4.5]  # centre 40.5 -> snippets [35, 45)
+    config = TrainConfig(loc_decode="regression")
     preds = predictions_from_outputs(
-        {"v1": {"cas": cas, "attention": att, "loc_scores": loc_scores, "loc_offsets": loc_offsets}}, GT, TrainConfig()
+        {"v1": {"cas": cas, "attention": att, "loc_scores": loc_scores, "loc_offsets": loc_offsets}}, GT, config
     )
     assert preds["results"]["v1"][0]["segment"] == [17.5, 22.5]
-    assert math.isclose(preds["results"]["v1"][0]["score"], 0.9)
+    # ranked by the head's probability x the base's video-level score of the class
+    class_score = video_class_scores(cas * att[:, None], config.video_score_ratio)[1]
+    assert math.isclose(preds["results"]["v1"][0]["score"], 0.9 * class_score, rel_tol=1e-9)
 
 
 def test_soft_nms_gaussian_decay_and_groups_independent():
@@ -123,9 +126,12 @@ def _with_head():
 
 def test_inference_uses_the_head_alone_by_default_as_the_paper():
     outputs = _with_head()
-    head = predictions_from_outputs(outputs, GT, TrainConfig())["results"]["v1"]
+    regression = TrainConfig(loc_decode="regression")
+    head = predictions_from_outputs(outputs, GT, regression)["results"]["v1"]
     assert [p["segment"] for p in head] == [[17.5, 22.5], [40.0, 42.0]]
-    assert [round(p["score"], 6) for p in head] == [0.9, 0.3]
+    out = outputs["v1"]
+    class_score = video_class_scores(out["cas"] * out["attention"][:, None], regression.video_score_ratio)[1]
+    assert [p["score"] for p in head] == pytest.approx([0.9 * class_score, 0.3 * class_score])
     base = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="base"))["results"]["v1"]
     assert [17.5, 22.5] not in [p["segment"] for p in base] and {(5.0, 10.0), (30.0, 35.0)} <= {
         tuple(p["segment"]) for p in base
@@ -138,11 +144,13 @@ def test_inference_uses_the_head_alone_by_default_as_the_paper():
 def test_merged_proposals_get_comparable_scores():
     outputs = _with_head()
     out = outputs["v1"]
-    raw = video_proposals(out["cas"], out["attention"], TrainConfig(), out["loc_scores"], out["loc_offsets"], "merge")
+    regression = TrainConfig(loc_decode="regression")
+    raw = video_proposals(out["cas"], out["attention"], regression, out["loc_scores"], out["loc_offsets"], "merge")
     head_best = raw.score[(raw.source == 1) & (raw.start == 35.0)]
     # the scale mismatch: raw, the head's best proposal ranks below every base proposal
-    assert head_best.item() == 0.9 and raw.score[raw.source == 0].min() > 0.9
-    merged = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="merge"))["results"]["v1"]
+    assert head_best.item() <= 0.9 and raw.score[raw.source == 0].min() > 0.9
+    merged = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="merge", loc_decode="regression"))
+    merged = merged["results"]["v1"]
     assert all(0 < p["score"] <= 1 for p in merged)
     score = {tuple(p["segment"]): p["score"] for p in merged}
     assert score[(17.5, 22.5)] == max(score.values()) == 1.0  # level with the best base proposals

@@ -38,7 +38,7 @@ def vd(tmp_path_factory, vd_cfg, structure):
 def test_config_extends_the_frozen_one_and_names_its_own_set(vd_cfg, tmp_path):
     base = load_config(ROOT / "config" / "synthetic.yaml")
     assert vd_cfg["classes"] == base["classes"] and vd_cfg["background_words"] == base["background_words"]
-    assert vd_cfg["features"]["dim_per_modality"] == 128 and vd_cfg["features"]["word_noise_std"] == 0.35
+    assert vd_cfg["features"]["dim_per_modality"] == 128 and vd_cfg["features"]["word_noise_std"] == 0.25
     assert vd_cfg["describer"]["omit_prob"] == base["describer"]["omit_prob"]
     assert vd_cfg["dataset_names"] == {"full": "thumos14-vd"}
     bad = tmp_path / "bad.yaml"
@@ -219,3 +219,86 @@ def test_thumos14_synth_and_demo_unchanged(tmp_path, size):
     np.testing.assert_allclose(rows, reference[f"{size}_rows"], rtol=0, atol=5e-4)
     np.testing.assert_allclose(columns, reference[f"{size}_columns"], rtol=0, atol=5e-7)
     assert "video_facts" not in json.loads((tmp_path / "canonical" / "scripts.json").read_text())
+
+
+def test_text_probe_key_descriptions_retrieve_the_class_better_than_names(vd):
+    """On the vd fixture (4 classes), the class-level key text retrieves the class of a held-out
+    video's instances far above chance; every figure is an accuracy over the counted test pairs."""
+    from wtal_data.synthetic.sanity import text_probe
+
+    canonical, scripts = vd
+    gt = load_ground_truth(canonical)
+    out = text_probe(FeatureStore.open(canonical), gt, scripts)
+    pairs = sum(
+        any(a["label"] == c for a in rec["annotations"])
+        for rec in gt["database"].values()
+        if rec["subset"] == "test"
+        for c in rec["labels"]
+    )
+    assert out["text_pairs"] == pairs > 0 and out["text_chance"] == 1 / len(gt["classes"])
+    for kind in ("key", "name"):
+        for suffix in ("", "_uncentred"):
+            value = out[f"text_{kind}_acc{suffix}"]
+            assert 0.0 <= value <= 1.0 and (value * pairs) == pytest.approx(round(value * pairs))
+    assert out["text_key_acc"] > 3 * out["text_chance"]
+    assert out["text_key_acc"] > out["text_name_acc"]
+
+
+def test_text_probe_on_a_hand_made_store():
+    """Three classes, each named after the word another class shows; features are the shown word's
+    one-hot vector plus a little noise.  The key texts say what is shown, so they retrieve every
+    pair; the names point one class off, so they retrieve none.  A class with no known word
+    ("Qqq", no key text) is never retrieved; unknown words ("xq", "athlete") are skipped."""
+    from wtal_data.synthetic.sanity import text_probe
+    from wtal_data.word_vectors import WordVectors
+
+    words = ["kick", "spin", "jump", "crowd"]
+    vectors = WordVectors(words, np.eye(4, dtype=np.float32), "hand-made")
+    shows = {"KickXq": "spin", "Spin": "jump", "Jump": "kick"}
+    classes = [*shows, "Qqq"]
+    rng = np.random.default_rng(0)
+    store, db, videos = {}, {}, {}
+    for subset in ("train", "test"):
+        for c, word in shows.items():
+            for k in range(3):
+                vid = f"{subset}_{c}_{k}"
+                shown = ["crowd"] * 3 + [word] * 4 + ["crowd"] * 3
+                store[vid] = np.eye(4)[[words.index(w) for w in shown]] + 0.05 * rng.standard_normal((10, 4))
+                events = [
+                    {"start": 0.0, "end": 3.0, "kind": "background", "label": None, "word": "crowd"},
+                    {"start": 3.0, "end": 7.0, "kind": "phase", "label": c, "word": word},
+                    {"start": 7.0, "end": 10.0, "kind": "background", "label": None, "word": "crowd"},
+                ]
+                videos[vid] = {"num_snippets": 10, "events": events}
+                db[vid] = {"subset": subset, "labels": [c], "annotations": [{"label": c, "segment": [3.0, 7.0]}]}
+    gt = {"classes": classes, "snippet_seconds": 1.0, "database": db}
+    key_texts = {"KickXq": ["The athlete does a spin."], "Spin": ["We see a jump."], "Jump": ["A kick, then a kick."]}
+    out = text_probe(store, gt, {"videos": videos}, vectors=vectors, lam=1e-3, key_texts=key_texts)
+    assert out == {
+        "text_key_acc": 1.0,
+        "text_key_acc_uncentred": 1.0,
+        "text_name_acc": 0.0,
+        "text_name_acc_uncentred": 0.0,
+        "text_chance": 0.25,
+        "text_pairs": 9.0,
+    }
+    # the names told the truth: they retrieve every pair too
+    truthful = {"Spin": "spin", "Jump": "jump", "KickXq": "kick"}
+    store2 = {v: x for v, x in store.items()}
+    for vid, rec in videos.items():
+        c = db[vid]["labels"][0]
+        rows = np.eye(4)[[words.index(w) for w in ["crowd"] * 3 + [truthful[c]] * 4 + ["crowd"] * 3]]
+        store2[vid] = rows + 0.05 * rng.standard_normal((10, 4))
+        rec["events"][1]["word"] = truthful[c]
+    out = text_probe(store2, gt, {"videos": videos}, vectors=vectors, lam=1e-3, key_texts=key_texts)
+    assert out["text_name_acc"] == 1.0 and out["text_key_acc"] == 0.0
+
+
+def test_text_probe_splits_class_names_as_the_prompts_do(vd_cfg):
+    from prior_generation.prompts import readable_class_name
+    from wtal_data.synthetic.sanity import STOP_WORDS, class_name_words, content_words
+
+    for name in [*vd_cfg["classes"], "TVShow", "Playing bagpipes", "Run-Up2"]:
+        assert class_name_words(name) == [w for w in readable_class_name(name).split() if w not in STOP_WORDS]
+    assert class_name_words("CleanAndJerk") == ["clean", "jerk"]
+    assert content_words("The athlete does a spin, then a kick.") == ["athlete", "spin", "kick"]

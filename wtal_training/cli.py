@@ -53,7 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one config field: dotted (optimiser.lr=1e-4, mllm4wtal.lambda1=2) or flat (lr=1e-4)",
     )
-    train.add_argument("--iterations", type=int, default=None, help="training iterations (default: the method's)")
+    train.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="training iterations (default: the method's; 0: evaluate the initial weights)",
+    )
     train.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     where = train.add_mutually_exclusive_group(required=True)

@@ -396,6 +396,7 @@ class TrainConfig:
     gamma_oic: float = _default("gamma_oic")
     nms_sigma: float = _default("nms_sigma")
     loc_score_threshold: float = _default("loc_score_threshold")
+    loc_decode: str = _default("loc_decode")
     proposal_source: str = _default("proposal_source")
     max_proposals_per_class: int = _default("max_proposals_per_class")
     min_proposal_length: float = _default("min_proposal_length")

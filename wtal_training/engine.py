@@ -31,8 +31,9 @@ from wtal_data.canonical import DatasetError, FeatureStore, check_consistency, l
 
 from .checkpoint import code_version, save_checkpoint
 from .config import TrainConfig
-from .models import BaseMethod, BaseOutput, Batch, build_base_method
-from .models.base import base_method_of, inference_snippet_budget, snippet_bounded_videos
+from .inference import infer
+from .models import BaseMethod, Batch, build_base_method
+from .models.base import base_method_of
 from .postprocess import predictions_from_outputs
 from .progress import Progress, make_progress
 from .resume import RESUME_FILE, build_state, capture_rng, load_resume_state, restore_rng, save_resume_state
@@ -124,12 +125,18 @@ class BaseObjective:
 
 
 def build_objective(
-    config: TrainConfig, base_method: BaseMethod, text_priors: Any = None, accelerator: Any = None, seed: int = 0
+    config: TrainConfig,
+    base_method: BaseMethod,
+    text_priors: Any = None,
+    accelerator: Any = None,
+    seed: int = 0,
+    data: LoadedData | None = None,
 ):
     """BaseObjective without plug-in modules, else the MLLM4WTAL objective (imported lazily).
 
     ``seed`` is the protocol seed: the plug-ins' text sampling follows it, so seeds differ
-    in their text draws as they do in their batches.
+    in their text draws as they do in their batches.  ``data``: the run's data set (the
+    localization head's pseudo-labels are built from its training videos).
     """
     if not config.modules:
         return BaseObjective(config, base_method, accelerator)
@@ -148,67 +155,7 @@ def build_objective(
         log.warning(
             "mixed_precision=%s is ignored with modules %s (they train in fp32)", config.mixed_precision, config.modules
         )
-    return build_mllm4wtal_objective({**config.to_dict(), "seed": seed}, base_method, text_priors)
-
-
-@torch.inference_mode()
-def infer(
-    model: nn.Module, data: DeviceFeatureSet, max_snippets: int | None = None
-) -> dict[str, dict[str, np.ndarray]]:
-    """Run the inference model on every video of ``data``; per-video numpy outputs.
-
-    Videos are sorted by length and packed into zero-padded chunks of at most
-    ``max_snippets`` (B x T_max) snippets; the models mask padding, so the numbers
-    equal those of one-video-at-a-time inference.  The base method's
-    ``inference_length`` hook says how many snippets it sees per video (snippet
-    ``(i * length) // n`` as input i); a resampled video's entry carries its
-    ``video_length`` so the post-processing can map back.  Each entry holds ``cas``,
-    ``attention``, the localization head's outputs when there is one and the extras the
-    base method lists in ``test_outputs``.
-    """
-    was_training = model.training
-    model.eval()
-    device = data.device
-    if max_snippets is None:
-        max_snippets = inference_snippet_budget(device)
-    base = base_method_of(model)
-    lengths_t = data.lengths
-    seen_t = base.inference_length(lengths_t) if base is not None else lengths_t
-    lengths, seen = lengths_t.cpu().numpy(), seen_t.cpu().numpy()
-    keys = ("loc_scores", "loc_offsets", *(base.test_outputs if base is not None else ()))
-    order = np.argsort(-seen, kind="stable")
-    results: dict[str, dict[str, np.ndarray]] = {}
-    i = 0
-    while i < len(order):
-        t_max = int(seen[order[i]])
-        count = (
-            base.inference_videos_per_chunk(t_max, max_snippets)
-            if base is not None
-            else snippet_bounded_videos(t_max, max_snippets)
-        )
-        chunk = order[i : i + count]
-        i += len(chunk)
-        idx = torch.as_tensor(chunk, device=device)
-        lens, n_seen = lengths_t[idx].unsqueeze(1), seen_t[idx].unsqueeze(1)
-        steps = torch.arange(t_max, device=device).unsqueeze(0)
-        mask = steps < n_seen
-        picked = torch.minimum((steps * lens) // n_seen.clamp(min=1), lens - 1)
-        rows = data.offsets[idx].unsqueeze(1) + picked
-        feats = data.features.index_select(0, rows.reshape(-1)).reshape(len(chunk), t_max, -1)
-        feats = feats * mask.unsqueeze(-1).to(feats.dtype)
-        out: BaseOutput = model(feats, mask)
-        cas, att = out.cas.float().cpu().numpy(), out.attention.float().cpu().numpy()
-        extra = {k: out.extras[k].float().cpu().numpy() for k in keys if out.extras.get(k) is not None}
-        has_head = "loc_scores" in extra and "loc_offsets" in extra
-        for row, j in enumerate(chunk):
-            n = int(seen[j])
-            entry = {"cas": cas[row, :n], "attention": att[row, :n]}
-            entry.update({k: v[row, :n] for k, v in extra.items() if has_head or not k.startswith("loc_")})
-            if n != int(lengths[j]):
-                entry["video_length"] = np.asarray(int(lengths[j]))
-            results[data.video_ids[j]] = entry
-    model.train(was_training)
-    return {vid: results[vid] for vid in data.video_ids}
+    return build_mllm4wtal_objective({**config.to_dict(), "seed": seed}, base_method, text_priors, config, data)
 
 
 def score_predictions(gt: dict, predictions: dict, config: TrainConfig) -> dict[str, Any]:
@@ -389,7 +336,7 @@ def setup_seed_run(
             f"text priors classes {list(text_priors.classes)} != data set classes {data.gt['classes']}"
         )
     model = build_base_method(config, data.train.feature_dim, data.num_classes).to(data.train.device)
-    objective = build_objective(config, model, text_priors, accelerator, seed=seed)
+    objective = build_objective(config, model, text_priors, accelerator, seed=seed, data=data)
     sampler = model.training_sampler(data.train, config, seed + 1000 * rank)  # the method's own, if any
     if sampler is None:
         sampler = BatchSampler(data.train, config.batch_size, config.num_similar, config.max_seqlen, seed + 1000 * rank)
@@ -422,7 +369,10 @@ def restore_or_start(run: SeedRun, resume: bool) -> None:
             if not resume:
                 log.info("seed %d: --restart: removing %s", run.seed, path)
             path.unlink()
-        log.info("seed %d: starting at iteration 1 of %d", run.seed, config.iterations)
+        if config.iterations:
+            log.info("seed %d: starting at iteration 1 of %d", run.seed, config.iterations)
+        else:
+            log.info("seed %d: 0 iterations: the initial weights are the checkpoint", run.seed)
     else:
         apply_resume_state(run, state)
         if run.done >= config.iterations:
@@ -478,6 +428,8 @@ def apply_resume_state(run: SeedRun, state: dict[str, Any]) -> None:
         run.sampler.generator.manual_seed(fresh)
     if hasattr(run.sampler, "load_state_dict") and state.get("sampler") is not None:
         run.sampler.load_state_dict(state["sampler"])
+    if hasattr(run.objective, "load_state_dict") and state.get("objective") is not None:
+        run.objective.load_state_dict(state["objective"])
     run.rows = list(state["rows"])
     run.pending = {k: [v.to(run.device) for v in values] for k, values in state["pending"].items()}
     run.seconds_before = float(state["train_seconds"])
@@ -573,6 +525,8 @@ def resume_state(run: SeedRun, iteration: int, seconds: float) -> dict[str, Any]
     state = _resume_state(run, iteration, seconds)
     if hasattr(run.sampler, "state_dict"):  # a method's own sampler with state (BaseMethod.training_sampler)
         state["sampler"] = run.sampler.state_dict()
+    if hasattr(run.objective, "state_dict"):  # the plug-in objective's own (the head's pseudo-labels)
+        state["objective"] = run.objective.state_dict()
     return state
 
 

@@ -118,3 +118,57 @@ def toy_batches(
         feats[0, length - 5 :] = 0
         out.append(Batch(features=feats, mask=mask, labels=labels, video_ids=[f"v{i}_{b}" for b in range(batch)]))
     return out
+
+
+class _MemoryStore:
+    """The part of ``wtal_data.canonical.FeatureStore`` a ``DeviceFeatureSet`` reads."""
+
+    def __init__(self, features: dict[str, np.ndarray]) -> None:
+        self._features = features
+        self.index = {v: [0, len(x)] for v, x in features.items()}
+        self.feature_dim = next(iter(features.values())).shape[1]
+
+    def __getitem__(self, video_id: str) -> np.ndarray:
+        return self._features[video_id]
+
+
+@dataclass
+class ToyTrainSet:
+    """What the MLLM4WTAL objective reads of the engine's LoadedData: ``train`` and ``gt``."""
+
+    train: object
+    gt: dict
+
+
+def toy_train_set(
+    classes=("jump", "swim", "throw"),
+    feature_dim: int = 16,
+    lengths=(30, 24, 40, 28, 36, 24, 50, 26),
+    seed: int = 0,
+    snippet_seconds: float = 0.64,
+) -> ToyTrainSet:
+    """Generated training videos (not a data set): each shows one class, whose fixed feature
+    direction is added inside one annotated segment; the ground truth carries the segments
+    (diagnostics only) and the video labels."""
+    from wtal_training.sampler import DeviceFeatureSet
+
+    rng = np.random.default_rng(seed)
+    directions = rng.standard_normal((len(classes), feature_dim)).astype(np.float32) * 2.0
+    features, database = {}, {}
+    for i, n in enumerate(lengths):
+        vid = f"train{i:02d}"
+        c = i % len(classes)
+        x = rng.standard_normal((n, feature_dim)).astype(np.float32) * 0.5
+        start = int(rng.integers(2, n - 10))
+        x[start : start + 6] += directions[c]
+        features[vid] = x
+        segment = [start * snippet_seconds, (start + 6) * snippet_seconds]
+        database[vid] = {
+            "subset": "train",
+            "duration": n * snippet_seconds,
+            "labels": [classes[c]],
+            "annotations": [{"label": classes[c], "segment": segment}],
+        }
+    gt = {"classes": list(classes), "snippet_seconds": snippet_seconds, "database": database}
+    train = DeviceFeatureSet(_MemoryStore(features), gt, sorted(features), "cpu")
+    return ToyTrainSet(train, gt)

@@ -8,19 +8,23 @@ whether the generator has the properties docs/synthetic-benchmark.md argues for:
 * class-context background correlates with the class (context snippets classified by
   the action class means land on their class far above chance);
 * text carries information: a linear map from features to word space retrieves the word
-  a snippet shows far above chance.
+  a snippet shows far above chance;
+* key descriptions carry class-specific information about the video, class names alone
+  less (:func:`text_probe`: text-to-video retrieval in word space).
 
 Fitted on the train subset, measured on the test subset.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..canonical import FeatureStore
+from .describer import describe
 from .scripts import event_at
 
 
@@ -47,6 +51,16 @@ def _ridge(X: np.ndarray, Y: np.ndarray, lam: float) -> tuple[np.ndarray, np.nda
     A = Xc.T @ Xc + lam * len(X) * np.eye(X.shape[1])
     W = np.linalg.solve(A, Xc.T @ (Y - Y.mean(0)))
     return W, Y.mean(0) - mu @ W
+
+
+def _unit_vectors(vectors, words: Sequence[str]) -> np.ndarray:
+    """float64 (len(words), dim): each word's unit-normalised vector (every word must be known)."""
+    return np.stack([vectors.get(w) / np.linalg.norm(vectors.get(w)) for w in words]).astype(np.float64)
+
+
+def _fit_word_map(X: np.ndarray, words: Sequence[str], vectors, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge map from snippet features to the unit word vector of the word each snippet shows."""
+    return _ridge(X, _unit_vectors(vectors, words), lam=lam)
 
 
 def probe(
@@ -114,10 +128,9 @@ def probe(
     # text -> features: ridge from features to the word's GloVe vector, retrieve the word
     if vectors is not None:
         words = sorted(set(wtr) | set(wte))
-        V = np.stack([vectors.get(w) / np.linalg.norm(vectors.get(w)) for w in words]).astype(np.float64)
+        V = _unit_vectors(vectors, words)
         widx = {w: i for i, w in enumerate(words)}
-        Ytr = V[[widx[w] for w in wtr]]
-        W, b = _ridge(Xtr, Ytr, lam=lam)
+        W, b = _fit_word_map(Xtr, wtr, vectors, lam=lam)
         Yhat = Xte @ W + b
         Yhat /= np.linalg.norm(Yhat, axis=1, keepdims=True)
         hit = np.argmax(Yhat @ V.T, 1) == np.array([widx[w] for w in wte])
@@ -175,4 +188,163 @@ def fact_probe(
         out["optional_phase_snippet_acc"] = float((np.argmax(Ste @ W + b, 1) == yte).mean())
         out["optional_phase_chance"] = 1.0 / len(optional)
     out["fact_pairs_train"], out["fact_pairs_test"] = float(len(Xtr)), float(len(Xte))
+    return out
+
+
+# Function words left out of a text's word-space vector.  Every other word counts, the
+# describer's template words ("athlete", "video", "performs") included: they are class-free,
+# in every class's text about equally often, so centring (see text_probe) removes most of them.
+STOP_WORDS = frozenset(
+    "a an the this that these those is are was be been does do did it its we you he she they here there "
+    "in on at of to by with from for into near and or but then as".split()
+)
+# The CamelCase rule of prior_generation.prompts.readable_class_name ("CliffDiving" -> "cliff
+# diving"), repeated here because wtal_data must not import prior_generation (package chain).
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])")
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased alphanumeric words of ``text`` that are not in :data:`STOP_WORDS`, in order."""
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP_WORDS]
+
+
+def class_name_words(name: str) -> list[str]:
+    """Content words of a class name: "CleanAndJerk" -> ["clean", "jerk"], "Shotput" -> ["shotput"]."""
+    return content_words(_CAMEL.sub(" ", re.sub(r"[_\-]+", " ", name)))
+
+
+def _text_vector(texts: Sequence[str], vectors) -> np.ndarray | None:
+    """Mean over texts of each text's mean unit word vector (unknown words skipped); None if no word is known."""
+    per_text = []
+    for text in texts:
+        known = [w for w in content_words(text) if vectors.get(w) is not None]
+        if known:
+            per_text.append(_unit_vectors(vectors, known).mean(0))
+    return np.mean(per_text, 0) if per_text else None
+
+
+def _instance_rows(annotations: Sequence[Mapping[str, Any]], label: str, n: int, snippet_seconds: float) -> list[int]:
+    """Snippets whose centre lies inside one of ``label``'s segments (a segment shorter than a
+    snippet contributes the snippet at its middle)."""
+    rows: set[int] = set()
+    centres = (np.arange(n) + 0.5) * snippet_seconds
+    for a in annotations:
+        if a["label"] != label:
+            continue
+        start, end = a["segment"]
+        inside = np.flatnonzero((centres >= start) & (centres <= end))
+        rows.update(inside.tolist() if len(inside) else [min(n - 1, int(0.5 * (start + end) / snippet_seconds))])
+    return sorted(rows)
+
+
+def text_probe(
+    store: FeatureStore,
+    gt: Mapping[str, Any],
+    scripts: Mapping[str, Any],
+    vectors=None,
+    max_snippets: int = 20000,
+    seed: int = 0,
+    lam: float = 1.0,
+    describer_seed: int = 0,
+    key_texts: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, float]:
+    """Do key descriptions carry class-specific information about the video, and class names less?
+
+    A text-to-video retrieval oracle in word space (the features are built from GloVe
+    vectors, so a word-space read-out exists):
+
+    1. A ridge map from snippet features to the unit word vector of the word a snippet
+       shows (as :func:`probe`'s word retrieval), fitted on the phase snippets of train
+       videos (at most ``max_snippets``, drawn with ``seed``), with the script's labels.
+    2. Per (video, class) pair with at least one ground-truth instance, the mapped
+       snippets inside the class's segments are averaged: the pair's video vector.
+    3. Per class, two text vectors: KEY, the describer's key sentences (``describe(...,
+       "key", describer_seed)``) of the class's train videos, each the mean unit vector of
+       its content words, averaged over the videos (a class-level prior, as KSM's class
+       queries); NAME, the mean unit vector of the class name's words ("BaseballPitch" ->
+       baseball, pitch).  Unknown words are skipped; a class with no known word is never
+       retrieved.  ``key_texts`` (class -> sentences) replaces the describer.
+    4. Each test pair retrieves the class whose text vector has the highest cosine with
+       its video vector.  Text vectors are centred on their mean over the classes, video
+       vectors on the mean of the train pairs' video vectors: every GloVe vector shares a
+       common direction, and without centring one generic text becomes a hub
+       (``text_*_acc_uncentred``, reported too; on thumos14-vd class names then retrieve
+       LongJump for almost every pair).
+
+    ``vectors``: a word-vector table (``.get(word)``, None when unknown); by default the
+    set's own (``scripts["word_vectors"]``).  Returns ``text_key_acc``, ``text_name_acc``,
+    their uncentred versions, ``text_chance`` (1 / classes) and ``text_pairs`` (test pairs).
+    """
+    classes = list(gt["classes"])
+    snippet_seconds = float(gt["snippet_seconds"])
+    train = [v for v in sorted(gt["database"]) if gt["database"][v]["subset"] == "train"]
+    test = [v for v in sorted(gt["database"]) if gt["database"][v]["subset"] == "test"]
+    if key_texts is None:
+        key_texts = {
+            c: [describe(scripts, v, c, "key", describer_seed) for v in train if c in gt["database"][v]["labels"]]
+            for c in classes
+        }
+    if vectors is None:
+        from ..word_vectors import DEFAULT_SOURCE, load_word_vectors
+
+        needed = {w for texts in key_texts.values() for t in texts for w in content_words(t)}
+        needed |= {w for c in classes for w in class_name_words(c)}
+        needed |= {e["word"] for v in train for e in scripts["videos"][v]["events"]}
+        vectors = load_word_vectors(scripts.get("word_vectors", DEFAULT_SOURCE), restrict_to=needed)
+
+    # 1. word-space read-out from the train videos' phase snippets
+    labels = snippet_labels({"videos": {v: scripts["videos"][v] for v in train}}, snippet_seconds)
+    rows, words = [], []
+    for vid in train:
+        phase = [t for t, e in enumerate(labels[vid]) if e["kind"] == "phase"]
+        rows.append(np.asarray(store[vid])[phase])
+        words += [labels[vid][t]["word"] for t in phase]
+    X = np.concatenate(rows)
+    keep = np.sort(np.random.default_rng(seed).permutation(len(X))[:max_snippets])
+    W, b = _fit_word_map(X[keep], [words[i] for i in keep], vectors, lam=lam)
+
+    # 2. video vectors of the (video, class) pairs
+    def pairs(videos: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        vecs, ys = [], []
+        for vid in videos:
+            rec = gt["database"][vid]
+            feats = np.asarray(store[vid])
+            for label in rec["labels"]:
+                inside = _instance_rows(rec["annotations"], label, len(feats), snippet_seconds)
+                if inside:
+                    vecs.append((feats[inside] @ W + b).mean(0))
+                    ys.append(classes.index(label))
+        return np.stack(vecs), np.array(ys)
+
+    Vtr, _ = pairs(train)
+    Vte, yte = pairs(test)
+
+    # 3. text vectors; 4. retrieval by cosine
+    def text_matrix(per_class: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+        known = np.array([t is not None for t in per_class])
+        T = np.stack([t if t is not None else np.zeros(W.shape[1]) for t in per_class])
+        return T, known
+
+    def accuracy(T: np.ndarray, known: np.ndarray, centre: bool) -> float:
+        if not known.any():
+            return 0.0
+        V = Vte - Vtr.mean(0) if centre else Vte
+        if centre:
+            T = T - T[known].mean(0)
+        T = T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
+        V = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+        scores = np.where(known[None, :], V @ T.T, -np.inf)
+        return float((np.argmax(scores, 1) == yte).mean())
+
+    out: dict[str, float] = {}
+    texts = {
+        "key": [_text_vector(key_texts.get(c, []), vectors) for c in classes],
+        "name": [_text_vector([" ".join(class_name_words(c))], vectors) for c in classes],
+    }
+    for kind, per_class in texts.items():
+        T, known = text_matrix(per_class)
+        out[f"text_{kind}_acc"] = accuracy(T, known, centre=True)
+        out[f"text_{kind}_acc_uncentred"] = accuracy(T, known, centre=False)
+    out["text_chance"] = 1.0 / len(classes)
+    out["text_pairs"] = float(len(yte))
     return out

@@ -17,17 +17,27 @@ CO2-Net's embedding and attention), so the distillation shapes the attention tha
 proposals at inference.
 
 Targets without dropout: every stop-gradient target (psi(A_CSR) in eq. 19, psi(A_KSM) in
-eq. 20) and the localization head's pseudo-labels come from one no-grad pass with the base
-method and the branches in eval mode (:meth:`MLLM4WTALObjective.targets`).  CO2-Net/DELU
+eq. 20) comes from one no-grad pass with the base method and the branches in eval mode
+(:meth:`MLLM4WTALObjective.targets`); the localization head learns from the base method's
+own proposals on whole training videos, at their native scale (:mod:`.head_training`).  CO2-Net/DELU
 drop out the attention *logit* (p 0.5) before the sigmoid, so in train mode about half of
 the snippets have attention exactly 0.5: as targets they would be noise, and with the 0.5
 pseudo-label threshold they would all become positives.  The gradient side (the terms
 being trained) stays in train mode, as in the base methods.
 
-Schedule: ``phase_schedule = "both"`` runs match then rec in every iteration (Boosting-
-WTAL's order); ``"alternate"`` runs ``phase_period`` iterations of match, then as many of
-rec, and so on.  The targets of an iteration are computed once, before the match phase
-updates anything, and serve both phases.
+Schedule: ``phase_schedule = "both"`` runs match in every iteration and rec after it in
+every ``rec_every``-th one (1: every iteration, Boosting-WTAL's order); ``"alternate"``
+runs ``phase_period`` iterations of match, then as many of rec, and so on.  The targets of
+an iteration are computed once, before the match phase updates anything, and serve both
+phases.
+
+CSR passes (``csr_passes``): ``contrastive`` (default, after Boosting-WTAL) reconstructs
+from the attended, the whole and the inverted video; the reconstructor (every CSR weight
+but A_CSR's head) learns L_CSR on the attended and the whole video, A_CSR's head learns
+the two margin hinges plus lambda2 * MSE(A_CSR, psi(A_KSM)) (the ancestor's separate
+reconstructor and mask steps, here one optimizer step with each loss's gradient routed to
+its own parameters).  ``single``: L_CSR on the attended video + lambda2 * MSE, every CSR
+weight (eq. 20 as printed).
 
 Cost (docs/benchmarks.md): the iteration's eval-mode pass and the rec phase share the
 first conv + LeakyReLU of CSR's attention head (it precedes the head's only dropout and
@@ -54,8 +64,9 @@ from wtal_common.errors import ConfigError
 from ..models.base import BaseMethod, BaseOutput, Batch
 from .common import masked_mse
 from .csr import CompleteSemanticReconstruction
+from .head_training import HeadTraining
 from .ksm import KeySemanticMatching
-from .loc_head import LocalizationHead, localization_loss
+from .loc_head import LocalizationHead
 from .plugins import MLLM4WTAL_MODULES
 from .text_inputs import complete_tokens, key_query_tokens
 
@@ -84,13 +95,25 @@ DEFAULTS: dict[str, Any] = {
     "csr_layers": 2,
     "csr_ffn": 1024,
     "csr_attention_hidden": 512,  # A_CSR's conv head width (CO2-Net's D/4 at D = 2048)
+    "csr_attention_dropout": 0.1,  # dropout on CSR's attention weights (its other dropouts stay 0.1)
     "csr_label_smoothing": 0.0,
     "csr_loss_reduction": "sentence_sum",  # eq. 17: "sentence_sum" (sum over masked words) | "word_mean"
     "csr_mask": "fixed",  # "fixed" (the text-priors stage's mask) | "resample" (a random third per iteration)
+    "csr_passes": "contrastive",  # "contrastive" (attended, whole, inverted; Boosting-WTAL) | "single"
+    "csr_margin_whole": 0.1,  # Boosting-WTAL's margins, nats per masked word
+    "csr_margin_inverse": 0.15,
     "loc_hidden": 256,
-    "loc_threshold": 0.5,
+    "loc_warmup": 0.3,  # share of the iterations before the head gets a loss (pseudo-labels need a trained base)
+    "loc_ramp": 0.1,  # share of the iterations over which mu1 then ramps from 0 to its value
+    "loc_refresh_every": 100,  # iterations between pseudo-label refreshes (whole training set, eval mode)
+    "loc_window": None,  # native snippets per head training window (None: data.max_seqlen)
+    "loc_batch_size": None,  # windows per iteration (None: data.batch_size)
+    "loc_min_relative_score": 0.5,  # pseudo-labels: min-max normalised proposal score kept (pseudo_labels.py)
+    "loc_max_overlap": 0.5,  # ... IoU above which a proposal repeats a kept one
+    "loc_max_share": 0.9,  # ... most of a video the pseudo-instances may cover
     "phase_schedule": "both",  # "both" | "alternate"
     "phase_period": 1,
+    "rec_every": 1,  # with "both": the rec phase runs every rec_every-th iteration
     "embedding_dim": None,  # None: inferred from one dry forward of the base method
     "seed": 0,
 }
@@ -104,6 +127,7 @@ CHOICES = {
     "ksm_attention": ("base", "own"),
     "csr_loss_reduction": ("sentence_sum", "word_mean"),
     "csr_mask": ("fixed", "resample"),
+    "csr_passes": ("contrastive", "single"),
 }
 
 
@@ -151,8 +175,14 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     for key, allowed in CHOICES.items():
         if cfg[key] not in allowed:
             raise ConfigError(f"config field {key} must be one of {list(allowed)}, got {cfg[key]!r}")
-    if int(cfg["phase_period"]) < 1 or int(cfg["k_divisor"]) < 1:
-        raise ConfigError("config fields phase_period and k_divisor must be >= 1")
+    for key in ("phase_period", "k_divisor", "rec_every", "loc_refresh_every"):
+        if int(cfg[key]) < 1:
+            raise ConfigError(f"config field mllm4wtal.{key} must be >= 1, got {cfg[key]!r}")
+    for key in ("loc_warmup", "loc_ramp", "loc_min_relative_score", "loc_max_overlap"):
+        if not 0.0 <= float(cfg[key]) <= 1.0:
+            raise ConfigError(f"config field mllm4wtal.{key} must be in [0, 1], got {cfg[key]!r}")
+    if not 0.0 < float(cfg["loc_max_share"]) <= 1.0:
+        raise ConfigError(f"config field mllm4wtal.loc_max_share must be in (0, 1], got {cfg['loc_max_share']!r}")
     return cfg
 
 
@@ -186,16 +216,14 @@ def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
 class Targets:
     """Stop-gradient targets of one iteration, from the eval-mode (dropout-free) model.
 
-    ``cas`` (B, T, C+1) and ``pseudo_attentions`` (list of (B, T)) build the head's
-    pseudo-labels; ``a_ksm`` is psi(A_KSM) for eq. 20 (the base attention unless KSM has
-    its own head); ``a_csr`` is psi(A_CSR) for eq. 19 (None without CSR).  ``csr_stem`` is
-    CSR's ``attention.stem(features)`` *with* its graph, for the rec phase of the same
-    iteration (only when asked for: see :meth:`MLLM4WTALObjective.targets`).
+    ``a_ksm`` is psi(A_KSM) for eq. 20 (the base attention unless KSM has its own head; None
+    when no rec phase runs this iteration); ``a_csr`` is psi(A_CSR) for eq. 19 (None
+    without CSR).  ``csr_stem`` is CSR's ``attention.stem(features)`` *with* its graph, for
+    the rec phase of the same iteration (only when asked for: see
+    :meth:`MLLM4WTALObjective.targets`).
     """
 
-    cas: torch.Tensor
-    pseudo_attentions: list[torch.Tensor]
-    a_ksm: torch.Tensor
+    a_ksm: torch.Tensor | None
     a_csr: torch.Tensor | None
     csr_stem: torch.Tensor | None = None
 
@@ -222,7 +250,12 @@ class InferenceModel(nn.Module):
 class MLLM4WTALObjective:
     """A :class:`~wtal_training.models.base.TrainingObjective` for base + KSM/CSR/DPID/head."""
 
-    def __init__(self, config: dict[str, Any], base: BaseMethod, text_priors: Any) -> None:
+    def __init__(
+        self, config: dict[str, Any], base: BaseMethod, text_priors: Any, train_config: Any = None, data: Any = None
+    ) -> None:
+        """``train_config`` (the run's TrainConfig) and ``data`` (its LoadedData: training
+        videos and ground truth) feed the localization head's pseudo-labels; without them
+        (cost benchmarks, tests of the other branches) the head gets no loss."""
         self.cfg = cfg = resolve_config(config)
         self.base = base
         self.use_ksm = "ksm" in cfg["modules"]
@@ -262,9 +295,15 @@ class MLLM4WTALObjective:
                 ffn=cfg["csr_ffn"],
                 attention_hidden=cfg["csr_attention_hidden"],
                 label_smoothing=cfg["csr_label_smoothing"],
+                attention_dropout=cfg["csr_attention_dropout"],
             ).to(device)
+        self.head_training: HeadTraining | None = None
         if cfg["loc_head"]:
             self.head = LocalizationHead(emb_dim, num_classes, hidden=cfg["loc_hidden"]).to(device)
+            if data is not None and train_config is not None:
+                self.head_training = HeadTraining(
+                    self.head, base, train_config, data.train, data.gt, cfg, int(cfg["seed"])
+                )
 
         lr, wd = cfg["lr"], cfg["weight_decay"]
         groups = [{"params": [p for p in base.parameters() if p.requires_grad], "lr": cfg["base_lr"] or lr}]
@@ -295,10 +334,19 @@ class MLLM4WTALObjective:
     def inference_model(self) -> nn.Module:
         return self._inference
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs beyond modules and optimizers: the head's window stream and
+        its current pseudo-labels (the engine keeps it in the resume state)."""
+        return {"head_training": self.head_training.state_dict() if self.head_training is not None else None}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if self.head_training is not None and state.get("head_training") is not None:
+            self.head_training.load_state_dict(state["head_training"])
+
     def phases(self, iteration: int) -> list[str]:
         """Which phases run at this iteration, in order."""
         if self.cfg["phase_schedule"] == "both":
-            phases = ["match", "rec"]
+            phases = ["match"] + (["rec"] if iteration % int(self.cfg["rec_every"]) == 0 else [])
         else:
             # the engine's first iteration is 1: blocks are [1, period], [period + 1, 2 period], ...
             phases = [("match", "rec")[((iteration - 1) // int(self.cfg["phase_period"])) % 2]]
@@ -311,7 +359,7 @@ class MLLM4WTALObjective:
         logs: dict[str, torch.Tensor | float] = {}
         phases = self.phases(iteration)
         with record_function("mllm4wtal.targets"):
-            targets = self.targets(batch, keep_csr_stem="rec" in phases)  # before any update of this iteration
+            targets = self.targets(batch, with_rec="rec" in phases)  # before any update of this iteration
         for phase in phases:
             with record_function(f"mllm4wtal.{phase}"):
                 if phase == "match":
@@ -327,10 +375,17 @@ class MLLM4WTALObjective:
     def _infer_embedding_dim(self, device: torch.device) -> int:
         return _embedding_dim(self.base, device)
 
-    def _clip_and_step(self, name: str, loss: torch.Tensor) -> None:
+    def _clip_and_step(self, name: str, loss: torch.Tensor | list[tuple[torch.Tensor, list[nn.Parameter]]]) -> None:
+        """Backward, clip, one step of optimizer ``name``.  ``loss``: one loss for every
+        parameter, or (loss, parameters) pairs, each loss's gradient reaching only its own
+        parameters (CSR's reconstructor and A_CSR's head)."""
         opt = self._optimizers[name]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if isinstance(loss, torch.Tensor):
+            loss.backward()
+        else:
+            for i, (part, params) in enumerate(loss):
+                part.backward(inputs=params, retain_graph=i < len(loss) - 1)
         # The base method is clipped exactly as in its baseline run (so a "+modules" run
         # differs from the baseline only in the modules); the branches by grad_clip.
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
@@ -343,28 +398,29 @@ class MLLM4WTALObjective:
         opt.step()
 
     @torch.no_grad()
-    def targets(self, batch: Batch, keep_csr_stem: bool = False) -> Targets:
-        """psi(A_KSM), psi(A_CSR) and the pseudo-label inputs from the model without dropout.
+    def targets(self, batch: Batch, with_rec: bool = False) -> Targets:
+        """psi(A_KSM) and psi(A_CSR) from the model without dropout.
 
         One no-grad pass with the base method and the branches in eval mode; their train
         flags are restored afterwards, so the gradient side of each phase keeps dropout.
-        ``keep_csr_stem``: compute CSR's attention stem (conv + LeakyReLU, before any
-        dropout, so the same tensor in both modes) with gradient and keep it for a rec
-        phase run before CSR's next update (an in-place update in between makes backward
-        fail loudly, it cannot go stale silently).
+        psi(A_KSM) (the base, or KSM's own, attention) only serves a rec phase, so the base
+        runs here only when ``with_rec``.  Then CSR's attention stem (conv + LeakyReLU,
+        before any dropout, so the same tensor in both modes) is computed with gradient and
+        kept for that rec phase, run before CSR's next update (an in-place update in between
+        makes backward fail loudly, it cannot go stale silently).
         """
         own = self.ksm is not None and self.cfg["ksm_attention"] == "own"
-        a_csr = csr_stem = None
+        a_ksm = a_csr = csr_stem = None
         with eval_mode(self.base, self.ksm, self.csr):
-            out = self.base(batch.features, batch.mask)
-            a_ksm = self.ksm.attention(out.embeddings, batch.mask) if own else out.attention
+            if with_rec and self.csr is not None:
+                out = self.base(batch.features, batch.mask)
+                a_ksm = self.ksm.attention(out.embeddings, batch.mask) if own else out.attention
             if self.csr is not None:
-                with torch.set_grad_enabled(keep_csr_stem):
+                with torch.set_grad_enabled(with_rec):
                     stem = self.csr.attention.stem(batch.features)
                 a_csr = self.csr.attention.from_stem(stem.detach(), batch.mask)
-                csr_stem = stem if keep_csr_stem else None
-        pseudo = [out.attention] + ([a_ksm] if own else []) + ([a_csr] if a_csr is not None else [])
-        return Targets(cas=out.cas, pseudo_attentions=pseudo, a_ksm=a_ksm, a_csr=a_csr, csr_stem=csr_stem)
+                csr_stem = stem if with_rec else None
+        return Targets(a_ksm=a_ksm, a_csr=a_csr, csr_stem=csr_stem)
 
     def _match_step(
         self, batch: Batch, iteration: int, rng: np.random.Generator, targets: Targets | None = None
@@ -394,21 +450,13 @@ class MLLM4WTALObjective:
             distill = masked_mse(attention, targets.a_csr, batch.mask)
             loss = loss + cfg["lambda1"] * distill
             logs["distill_match"] = distill.detach()
-        if self.head is not None:
-            logits, offsets = self.head(out.embeddings, batch.mask)
-            l_loc, loc_logs = localization_loss(
-                logits,
-                offsets,
-                targets.cas,
-                targets.pseudo_attentions,
-                batch.labels,
-                batch.mask,
-                cfg["loc_threshold"],
-                cfg["k_divisor"],
-            )
-            loss = loss + cfg["mu1"] * l_loc
-            logs.update(loc_logs)
-            logs["loc_loss"] = l_loc.detach()
+        if self.head_training is not None:
+            part = self.head_training.loss(iteration)  # None during the warm-up
+            if part is not None:
+                l_loc, loc_logs = part
+                loss = loss + l_loc  # already weighted by mu1(iteration)
+                logs.update({k: _scalar(v) for k, v in loc_logs.items()})
+                logs["loc_loss"] = l_loc.detach()
         # Non-finite losses are caught by the engine from logs["loss"] (see step), without
         # a per-iteration host sync.
         self._clip_and_step("match", loss)
@@ -420,19 +468,39 @@ class MLLM4WTALObjective:
     ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         if targets is None:
-            targets = self.targets(batch, keep_csr_stem=True)
+            targets = self.targets(batch, with_rec=True)
         words = complete_tokens(
             self.tp, batch.video_ids, batch.labels, rng, cfg["csr_text"], resample_mask=cfg["csr_mask"] == "resample"
         )
         device = batch.features.device
+        word_targets = words.targets.to(device)
+        contrastive = cfg["csr_passes"] == "contrastive"
+        passes = ("attended", "whole", "inverse") if contrastive else ("attended",)
         res = self.csr(
-            batch.features, batch.mask, words.ids.to(device), words.padding.to(device), attention_stem=targets.csr_stem
+            batch.features,
+            batch.mask,
+            words.ids.to(device),
+            words.padding.to(device),
+            attention_stem=targets.csr_stem,
+            passes=passes,
         )
-        l_csr = self.csr.loss(res["logits"], words.targets.to(device), cfg["csr_loss_reduction"])
+        l_csr = self.csr.loss(res["logits"], word_targets, cfg["csr_loss_reduction"])
         distill = masked_mse(res["attention"], targets.a_ksm, batch.mask)
-        loss = l_csr + cfg["lambda2"] * distill
-        self._clip_and_step("rec", loss)
-        return {"csr_loss": l_csr.detach(), "distill_rec": distill.detach(), "rec_loss": loss.detach()}
+        logs = {"csr_loss": l_csr.detach(), "distill_rec": distill.detach()}
+        if not contrastive:
+            loss = l_csr + cfg["lambda2"] * distill
+            self._clip_and_step("rec", loss)
+            return {**logs, "rec_loss": loss.detach()}
+        l_whole = self.csr.loss(res["logits_whole"], word_targets, cfg["csr_loss_reduction"])
+        hinges = self.csr.contrastive_losses(res, word_targets, cfg["csr_margin_whole"], cfg["csr_margin_inverse"])
+        reconstruction = l_csr + l_whole
+        selection = hinges["hinge_whole"] + hinges["hinge_inverse"] + cfg["lambda2"] * distill
+        self._clip_and_step(
+            "rec",
+            [(reconstruction, self.csr.reconstructor_parameters()), (selection, list(self.csr.attention.parameters()))],
+        )
+        logs.update({"csr_loss_whole": l_whole.detach(), **{f"csr_{k}": v.detach() for k, v in hinges.items()}})
+        return {**logs, "rec_loss": (reconstruction + selection).detach()}
 
 
 def build_inference_model(config: Any, base_method: BaseMethod) -> InferenceModel:
@@ -446,6 +514,9 @@ def build_inference_model(config: Any, base_method: BaseMethod) -> InferenceMode
     return InferenceModel(base_method, head)
 
 
-def build_mllm4wtal_objective(config: dict[str, Any], base_method: BaseMethod, text_priors: Any) -> MLLM4WTALObjective:
-    """Entry point for the engine: base method + the MLLM4WTAL modules named in config."""
-    return MLLM4WTALObjective(config, base_method, text_priors)
+def build_mllm4wtal_objective(
+    config: dict[str, Any], base_method: BaseMethod, text_priors: Any, train_config: Any = None, data: Any = None
+) -> MLLM4WTALObjective:
+    """Entry point for the engine: base method + the MLLM4WTAL modules named in config
+    (``train_config`` and ``data``: see :class:`MLLM4WTALObjective`)."""
+    return MLLM4WTALObjective(config, base_method, text_priors, train_config, data)

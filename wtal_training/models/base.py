@@ -104,16 +104,26 @@ class BaseMethod(nn.Module):
         return snippet_bounded_videos(longest, max_snippets)
 
     @classmethod
-    def video_proposals(cls, output: Mapping[str, np.ndarray], config: Any, source: str) -> Any:
+    def video_proposals(
+        cls, output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
+    ) -> Any:
         """One video's candidate proposals (``postprocess.Proposals``, snippet units of the
         original video) from its inference ``output`` (``cas``, ``attention``, the
         ``test_outputs`` extras, ``loc_scores``/``loc_offsets`` with a localization head, and
-        ``video_length`` when :meth:`inference_length` resampled it).  Default: the CO2-Net/DELU
-        recipe (multiple attention thresholds, outer-inner contrast)."""
+        ``video_length`` when :meth:`inference_length` resampled it).  ``classes``: propose for
+        these class indices instead of the ones the video-level scores keep (the localization
+        head's pseudo-labels use a training video's labels).  Default: the CO2-Net/DELU recipe
+        (multiple attention thresholds, outer-inner contrast)."""
         from ..postprocess import video_proposals
 
         return video_proposals(
-            output["cas"], output["attention"], config, output.get("loc_scores"), output.get("loc_offsets"), source
+            output["cas"],
+            output["attention"],
+            config,
+            output.get("loc_scores"),
+            output.get("loc_offsets"),
+            source,
+            classes=classes,
         )
 
     @classmethod

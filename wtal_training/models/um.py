@@ -149,10 +149,12 @@ class UM(BaseMethod):
         return lengths.clamp(max=int(self.hp["max_seqlen"]))
 
     @classmethod
-    def video_proposals(cls, output: Mapping[str, np.ndarray], config: Any, source: str) -> Any:
+    def video_proposals(
+        cls, output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
+    ) -> Any:
         from .um_postprocess import um_video_proposals
 
-        return um_video_proposals(output, config, source)
+        return um_video_proposals(output, config, source, classes)
 
     @classmethod
     def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:

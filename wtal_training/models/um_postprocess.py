@@ -52,7 +52,10 @@ def runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(change == 1), np.flatnonzero(change == -1)
 
 
-def um_video_proposals(output: Mapping[str, np.ndarray], config: Any, source: str) -> Proposals:
+def um_video_proposals(
+    output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
+) -> Proposals:
+    """UM's proposals of one video (module docstring); ``classes`` replaces the kept classes."""
     logits, attention = output["class_logits"], output["attention"]
     n = attention.shape[0]
     unit = float(output.get("video_length", n)) / n  # original snippets per network step
@@ -62,6 +65,8 @@ def um_video_proposals(output: Mapping[str, np.ndarray], config: Any, source: st
     chosen = np.flatnonzero(scores >= config.class_threshold)
     if not len(chosen):
         chosen = np.array([int(np.argmax(scores))])
+    if classes is not None:
+        chosen = np.asarray(classes, dtype=np.int64)
     parts: list[tuple[np.ndarray, ...]] = []
     if source in ("base", "merge"):
         scale = int(config.upsample_scale)
@@ -84,7 +89,7 @@ def um_video_proposals(output: Mapping[str, np.ndarray], config: Any, source: st
                 parts.append((st * step, en * step, contrast, np.full(len(st), c), np.full(len(st), BASE)))
     loc_scores, loc_offsets = output.get("loc_scores"), output.get("loc_offsets")
     if loc_scores is not None and loc_offsets is not None and source in ("head", "merge"):
-        for st, en, sc, lab, src in head_proposal_parts(loc_scores, loc_offsets, chosen, config):
+        for st, en, sc, lab, src in head_proposal_parts(loc_scores, loc_offsets, chosen, config, scores):
             parts.append((st * unit, en * unit, sc, lab, src))
     return proposals_from_parts(parts)
 

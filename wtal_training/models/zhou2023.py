@@ -349,10 +349,12 @@ class Zhou2023(BaseMethod):
 
     # -- test time: the public ss_eval + getActLoc (proposals fused, no NMS) ----------------
     @classmethod
-    def video_proposals(cls, output: Mapping[str, np.ndarray], config: Any, source: str) -> Any:
+    def video_proposals(
+        cls, output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
+    ) -> Any:
         from .zhou2023_pseudo import zhou_video_proposals
 
-        return zhou_video_proposals(output, config, source)
+        return zhou_video_proposals(output, config, source, classes)
 
     @classmethod
     def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:

@@ -165,15 +165,20 @@ def video_pseudo_labels(
     return labels, failed
 
 
-def zhou_video_proposals(output: Mapping[str, np.ndarray], config: Any, source: str) -> Proposals:
+def zhou_video_proposals(
+    output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
+) -> Proposals:
     """Test time (``ss_eval`` + ``getActLoc``): classes whose video score is at least
     ``class_threshold`` (no fallback to the best one), fused proposals on the attention-
     weighted class probability; a localization head's proposals, when asked for, get the
-    project's soft-NMS here (``suppress`` passes everything through)."""
+    project's soft-NMS here (``suppress`` passes everything through).  ``classes`` replaces
+    the kept classes."""
     cas, attention = output["cas"], output["attention"]
     num_classes = cas.shape[1] - 1
     video = np.asarray(output["video_scores"])[0]
     chosen = np.flatnonzero(video[:num_classes] >= config.class_threshold)
+    if classes is not None:
+        chosen = np.asarray(classes, dtype=np.int64)
     frame = softmax(cas, axis=-1) * attention[:, None]
     starts, ends, scores, labels, sources = [], [], [], [], []
     if source in ("base", "merge"):
@@ -186,7 +191,7 @@ def zhou_video_proposals(output: Mapping[str, np.ndarray], config: Any, source: 
             sources.append(np.full(len(fused), BASE))
     loc_scores, loc_offsets = output.get("loc_scores"), output.get("loc_offsets")
     if loc_scores is not None and loc_offsets is not None and source in ("head", "merge"):
-        parts = head_proposal_parts(loc_scores, loc_offsets, chosen, config)
+        parts = head_proposal_parts(loc_scores, loc_offsets, chosen, config, video[:num_classes])
         decayed = batched_soft_nms([(p[0], p[1], p[2]) for p in parts], sigma=config.nms_sigma)
         for (st, en, _, lab, _), sc in zip(parts, decayed):
             starts.append(st)

@@ -1,0 +1,76 @@
+"""The one test-time forward: every video of a feature set through an inference model, at the
+length its base method asks for, in padded chunks; per-video numpy outputs.
+
+Used by evaluation and prediction (:func:`wtal_training.engine.detect`) and by the
+localization head's pseudo-labels, which run the base method on whole training videos
+exactly as it runs at test time (:mod:`wtal_training.mllm4wtal.head_training`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models.base import BaseOutput, base_method_of, inference_snippet_budget, snippet_bounded_videos
+from .sampler import DeviceFeatureSet
+
+
+@torch.inference_mode()
+def infer(
+    model: nn.Module, data: DeviceFeatureSet, max_snippets: int | None = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """Run the inference model on every video of ``data``; per-video numpy outputs.
+
+    Videos are sorted by length and packed into zero-padded chunks of at most
+    ``max_snippets`` (B x T_max) snippets; the models mask padding, so the numbers
+    equal those of one-video-at-a-time inference.  The base method's
+    ``inference_length`` hook says how many snippets it sees per video (snippet
+    ``(i * length) // n`` as input i); a resampled video's entry carries its
+    ``video_length`` so the post-processing can map back.  Each entry holds ``cas``,
+    ``attention``, the localization head's outputs when there is one and the extras the
+    base method lists in ``test_outputs``.
+    """
+    was_training = model.training
+    model.eval()
+    device = data.device
+    if max_snippets is None:
+        max_snippets = inference_snippet_budget(device)
+    base = base_method_of(model)
+    lengths_t = data.lengths
+    seen_t = base.inference_length(lengths_t) if base is not None else lengths_t
+    lengths, seen = lengths_t.cpu().numpy(), seen_t.cpu().numpy()
+    keys = ("loc_scores", "loc_offsets", *(base.test_outputs if base is not None else ()))
+    order = np.argsort(-seen, kind="stable")
+    results: dict[str, dict[str, np.ndarray]] = {}
+    i = 0
+    while i < len(order):
+        t_max = int(seen[order[i]])
+        count = (
+            base.inference_videos_per_chunk(t_max, max_snippets)
+            if base is not None
+            else snippet_bounded_videos(t_max, max_snippets)
+        )
+        chunk = order[i : i + count]
+        i += len(chunk)
+        idx = torch.as_tensor(chunk, device=device)
+        lens, n_seen = lengths_t[idx].unsqueeze(1), seen_t[idx].unsqueeze(1)
+        steps = torch.arange(t_max, device=device).unsqueeze(0)
+        mask = steps < n_seen
+        picked = torch.minimum((steps * lens) // n_seen.clamp(min=1), lens - 1)
+        rows = data.offsets[idx].unsqueeze(1) + picked
+        feats = data.features.index_select(0, rows.reshape(-1)).reshape(len(chunk), t_max, -1)
+        feats = feats * mask.unsqueeze(-1).to(feats.dtype)
+        out: BaseOutput = model(feats, mask)
+        cas, att = out.cas.float().cpu().numpy(), out.attention.float().cpu().numpy()
+        extra = {k: out.extras[k].float().cpu().numpy() for k in keys if out.extras.get(k) is not None}
+        has_head = "loc_scores" in extra and "loc_offsets" in extra
+        for row, j in enumerate(chunk):
+            n = int(seen[j])
+            entry = {"cas": cas[row, :n], "attention": att[row, :n]}
+            entry.update({k: v[row, :n] for k, v in extra.items() if has_head or not k.startswith("loc_")})
+            if n != int(lengths[j]):
+                entry["video_length"] = np.asarray(int(lengths[j]))
+            results[data.video_ids[j]] = entry
+    model.train(was_training)
+    return {vid: results[vid] for vid in data.video_ids}
