@@ -225,7 +225,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     atomic_write_json(Path(args.output), result.predictions)
     if args.timelines:
-        plot_timelines(Path(args.timelines), result.gt, result.outputs, result.predictions, None, annotated_only=False)
+        plot_timelines(
+            Path(args.timelines),
+            result.gt,
+            result.outputs,
+            result.predictions,
+            None,
+            annotated_only=False,
+            config=trained.config,
+        )
     detections = sum(len(items) for items in result.predictions["results"].values())
     print(json.dumps({"videos": len(result.outputs), "detections": detections, "output": str(args.output)}, indent=1))
     return 0

@@ -637,7 +637,7 @@ def write_evaluation(
     from .plots import plot_timelines
 
     atomic_write_json(output_dir / "predictions.json", predictions)
-    plot_timelines(output_dir / "timelines", data.gt, outputs, predictions, config.num_timeline_videos)
+    plot_timelines(output_dir / "timelines", data.gt, outputs, predictions, config.num_timeline_videos, config=config)
     if metrics is None:
         return
     summary = {
