@@ -59,7 +59,14 @@ def test_config_scripts_every_real_class_with_one_unique_key(cfg, real):
     assert cfg["dataset_names"] == {"full": "activitynet12-vd-full", "subset": "activitynet12-vd"}
     for key in ("snippet", "structure", "video_facts"):
         assert cfg[key] == base[key]
-    assert cfg["features"] == base["features"]  # calibration 2's noise and class look, 256-d
+    # ActivityNet's own calibration: calibration 1's word noise and class look, everything else
+    # in `features` (width, offsets, feature noise) as thumos14-vd's calibration 2
+    calibrated = {"word_noise_std": 0.35, "word_noise_rho": 0.7}
+    assert {k: cfg["features"][k] for k in calibrated} == calibrated
+    assert cfg["features"]["phase"]["class_weight"] == {"rgb": 0.3, "flow": 0.15}
+    assert cfg["features"]["phase"]["word_weight"] == base["features"]["phase"]["word_weight"]
+    rest = [k for k in base["features"] if k not in (*calibrated, "phase")]
+    assert {k: cfg["features"][k] for k in rest} == {k: base["features"][k] for k in rest}
     assert cfg["features"]["dim_per_modality"] == 128 and cfg["describer"]["subject"] == "person"
     users: dict[str, list[str]] = {}
     for name, script in cfg["classes"].items():
