@@ -17,12 +17,14 @@ from helpers.toy_data import make_toy_dataset
 
 from wtal_training import losses
 from wtal_training.config import build_config
-from wtal_training.engine import infer, load_data, train_seed
+from wtal_training.data import load_data
+from wtal_training.inference import infer
 from wtal_training.models import BASE_METHODS, build_base_method
 from wtal_training.models.ddgnet import DDGNet, similarity_graph
 from wtal_training.models.um import normalised_magnitude, um_losses
 from wtal_training.models.um_postprocess import hard_nms, upsample
 from wtal_training.postprocess import predictions_from_outputs
+from wtal_training.training import train_seed
 
 torch.set_num_threads(1)
 FAST = ["max_seqlen=48", "lr=1e-3", "log_every=2", "checkpoint_every=2", "num_timeline_videos=0"]

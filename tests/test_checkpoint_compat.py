@@ -18,7 +18,8 @@ import torch
 
 from tests.helpers.toy_data import make_toy_dataset
 from wtal_training.checkpoint import CheckpointError
-from wtal_training.engine import detect, load_data
+from wtal_training.data import load_data
+from wtal_training.inference import detect
 from wtal_training.trained_model import load_trained_model
 
 torch.set_num_threads(1)
@@ -47,9 +48,9 @@ def _close(got: list[dict], want: list[dict]) -> bool:
 
 @pytest.mark.parametrize(("name", "source"), CASES)
 def test_format1_checkpoint_loads_and_predicts_as_before(toy, name, source):
-    trained = load_trained_model(FIXTURES / f"format1_{name}.safetensors", "cpu", source)
+    trained = load_trained_model(FIXTURES / f"format1_{name}.safetensors", "cpu")
     assert trained.classes == toy.gt["classes"]
-    _, predictions = detect(trained.model, toy.test, toy.gt, trained.config)
+    _, predictions = detect(trained.model, toy.test, toy.gt, trained.config, source)
     for video, want in EXPECTED[name][source].items():
         got = predictions["results"][video][: len(want)]
         assert _close(got, want), f"{name} ({source}), {video}: {got[:2]} != {want[:2]}"

@@ -26,6 +26,7 @@ from helpers.mllm4wtal_fakes import FakeTextPriors, toy_batches, toy_train_set
 from torch import nn
 
 from wtal_training.config import build_config
+from wtal_training.head_proposals import head_proposal_parts
 from wtal_training.mllm4wtal import build_mllm4wtal_objective
 from wtal_training.mllm4wtal.csr import CompleteSemanticReconstruction
 from wtal_training.mllm4wtal.head_training import HeadTraining
@@ -33,7 +34,6 @@ from wtal_training.mllm4wtal.loc_head import LocalizationHead
 from wtal_training.mllm4wtal.pseudo_labels import PseudoLabelRule, pseudo_instances, select_instances
 from wtal_training.models import BASE_METHODS
 from wtal_training.models.base import BaseMethod, BaseOutput
-from wtal_training.postprocess import head_proposal_parts
 from wtal_training.sampler import DeviceFeatureSet
 
 torch.set_num_threads(1)

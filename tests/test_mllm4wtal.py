@@ -109,9 +109,9 @@ def test_phases_follow_the_schedule_from_the_engines_first_iteration(schedule, p
     the first block must be a full match block, not a shortened one or a rec phase."""
     import inspect
 
-    from wtal_training import engine
+    from wtal_training import training
 
-    assert "range(run.done + 1, config.iterations + 1)" in inspect.getsource(engine.run_training_loop)
+    assert "range(run.done + 1, config.iterations + 1)" in inspect.getsource(training.run_training_loop)
     obj, _ = make(phase_schedule=schedule, phase_period=period)
     calls = []
     obj._match_step = lambda b, it, rng, targets: calls.append("match") or {}

@@ -94,10 +94,8 @@ def test_head_and_base_proposals_on_rows_of_their_own_given_the_config(gt):
     by_source, final = plots.detections_by_source(outputs, gt, config, ["v0", "v1"])
     assert final == "head" and set(by_source) == {"head", "base"}
     for source in ("head", "base"):
-        config.proposal_source = source
-        expected = predictions_from_outputs({v: outputs[v] for v in ("v0", "v1")}, gt, config)["results"]
+        expected = predictions_from_outputs({v: outputs[v] for v in ("v0", "v1")}, gt, config, source)["results"]
         assert by_source[source] == expected
-    config.proposal_source = "auto"
     final_dets = predictions_from_outputs(outputs, gt, config)["results"]["v0"]
     assert final_dets == by_source["head"]["v0"]  # auto with a head: the detections are the head's
     sources = {s: by_source[s]["v0"] for s in by_source}

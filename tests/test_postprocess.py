@@ -7,14 +7,14 @@ import pytest
 
 from wtal_common.errors import ConfigError
 from wtal_training.config import TrainConfig
-from wtal_training.postprocess import (
+from wtal_training.models import BASE_METHODS
+from wtal_training.postprocess import predictions_from_outputs, video_detections
+from wtal_training.proposals import (
     batched_soft_nms,
     outer_inner_scores,
-    predictions_from_outputs,
     quantile_normalise,
     threshold_runs,
     video_class_scores,
-    video_proposals,
 )
 
 GT = {
@@ -132,24 +132,24 @@ def test_inference_uses_the_head_alone_by_default_as_the_paper():
     out = outputs["v1"]
     class_score = video_class_scores(out["cas"] * out["attention"][:, None], regression.video_score_ratio)[1]
     assert [p["score"] for p in head] == pytest.approx([0.9 * class_score, 0.3 * class_score])
-    base = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="base"))["results"]["v1"]
+    base = predictions_from_outputs(outputs, GT, TrainConfig(), "base")["results"]["v1"]
     assert [17.5, 22.5] not in [p["segment"] for p in base] and {(5.0, 10.0), (30.0, 35.0)} <= {
         tuple(p["segment"]) for p in base
     }
-    with pytest.raises(ConfigError, match="proposal_source"):
+    with pytest.raises(ConfigError, match="proposal-source"):
         cas, att = constructed()
-        predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(proposal_source="head"))
+        predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(), "head")
 
 
 def test_merged_proposals_get_comparable_scores():
     outputs = _with_head()
     out = outputs["v1"]
     regression = TrainConfig(loc_decode="regression")
-    raw = video_proposals(out["cas"], out["attention"], regression, out["loc_scores"], out["loc_offsets"], "merge")
+    raw = video_detections(BASE_METHODS[regression.method], out, regression, "merge")
     head_best = raw.score[(raw.source == 1) & (raw.start == 35.0)]
     # the scale mismatch: raw, the head's best proposal ranks below every base proposal
     assert head_best.item() <= 0.9 and raw.score[raw.source == 0].min() > 0.9
-    merged = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="merge", loc_decode="regression"))
+    merged = predictions_from_outputs(outputs, GT, TrainConfig(loc_decode="regression"), "merge")
     merged = merged["results"]["v1"]
     assert all(0 < p["score"] <= 1 for p in merged)
     score = {tuple(p["segment"]): p["score"] for p in merged}

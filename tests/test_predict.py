@@ -24,7 +24,8 @@ from wtal_data.canonical import FeatureStore, load_ground_truth, videos_in_subse
 from wtal_training.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from wtal_training.cli import main
 from wtal_training.config import build_config
-from wtal_training.engine import load_data, train_seed
+from wtal_training.data import load_data
+from wtal_training.training import train_seed
 
 torch.set_num_threads(1)
 FAST = ["max_seqlen=24", "lr=1e-3", "dropout_ratio=0.3", "log_every=5", "checkpoint_every=5", "num_timeline_videos=0"]

@@ -13,7 +13,8 @@ from helpers.toy_data import make_toy_dataset
 
 from wtal_common.errors import ConfigError
 from wtal_training.config import build_config
-from wtal_training.engine import infer, load_data
+from wtal_training.data import load_data
+from wtal_training.inference import infer
 from wtal_training.models import build_base_method
 from wtal_training.models.base import BaseOutput
 from wtal_training.models.zhou2023 import (
@@ -377,7 +378,7 @@ def test_trains_through_memory_and_snapshots_with_and_without_plugins(toy, tmp_p
 
     from helpers.mllm4wtal_fakes import FakeTextPriors
 
-    from wtal_training.engine import train_seed
+    from wtal_training.training import train_seed
 
     data = load_data(toy, "cpu")
     config = build_config("zhou2023", "thumos14", sets=SHORT, iterations=12, modules=modules)
@@ -401,7 +402,7 @@ def test_trains_through_memory_and_snapshots_with_and_without_plugins(toy, tmp_p
 
 
 def test_learning_rate_schedule_and_betas_reach_the_optimizer(toy, tmp_path):
-    from wtal_training.engine import scale_learning_rate, setup_seed_run
+    from wtal_training.training import scale_learning_rate, setup_seed_run
 
     data = load_data(toy, "cpu")
     config = build_config("zhou2023", "thumos14", sets=SHORT, iterations=6)
@@ -432,7 +433,8 @@ def test_killed_run_resumes_with_its_memory_and_pseudo_labels(toy, tmp_path, mon
     iteration-12 state: the final weights equal the uninterrupted run's (CPU, one thread)."""
     from safetensors.torch import load_file
 
-    from wtal_training.engine import BaseObjective, train_seed
+    from wtal_training.objectives import PlainObjective
+    from wtal_training.training import train_seed
 
     data = load_data(toy, "cpu")
     sets = [s for s in SHORT if not s.startswith(("log_every", "checkpoint_every"))]
@@ -442,7 +444,7 @@ def test_killed_run_resumes_with_its_memory_and_pseudo_labels(toy, tmp_path, mon
     class Killed(BaseException):
         pass
 
-    original = BaseObjective.step
+    original = PlainObjective.step
 
     def step(self, batch, it):
         if it == 13:
@@ -450,7 +452,7 @@ def test_killed_run_resumes_with_its_memory_and_pseudo_labels(toy, tmp_path, mon
         return original(self, batch, it)
 
     with monkeypatch.context() as patch:
-        patch.setattr(BaseObjective, "step", step)
+        patch.setattr(PlainObjective, "step", step)
         with pytest.raises(Killed):
             train_seed(data, config, 1, tmp_path / "killed", progress=False)
     saved = torch.load(tmp_path / "killed" / "resume.pt", weights_only=True)

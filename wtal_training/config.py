@@ -469,14 +469,18 @@ def build_config(
     family: str,
     config_file: str | Path | None = None,
     sets: list[str] | None = None,
+    *,
+    layers: list[tuple[str, dict[str, Any]]] | None = None,
     **explicit: Any,
 ) -> TrainConfig:
     """Assemble and validate the configuration of one training command.
 
     ``family`` is the data set's (``ground_truth.json``'s ``family``); ``method`` and
     ``family`` come from the command and the data, so a config layer may not contradict them.
+    ``layers``: the user's layers already read by :func:`user_layers` (then ``config_file``,
+    ``sets`` and ``explicit`` are not read again).
     """
-    users = user_layers(config_file, sets, explicit)
+    users = layers if layers is not None else user_layers(config_file, sets, explicit)
     for source, layer in users:
         for name, given in (("method", method), ("family", family)):
             if name in layer and layer[name] != given:

@@ -4,12 +4,11 @@ The checkpoint holds the inference model's weights (the base method, plus the ML
 localization head for a plug-in run) and, in metadata, the config, class list, feature
 width and snippet length it was trained with (:mod:`.checkpoint`).  Rebuilding the model
 from that config and loading the weights strictly is the first step of the single
-inference path checkpoint -> model -> outputs -> proposals (:func:`.engine.detect`).
+inference path checkpoint -> model -> outputs -> proposals (:func:`.inference.detect`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ class TrainedModel:
     feature_dim: int
     snippet_seconds: float | None  # of the training features; None in checkpoints that lack it
     metadata: dict[str, Any]
+    proposal_source: str = "auto"  # the default of evaluate/predict (older configs may store another)
 
     def check_fits(self, classes: Sequence[str] | None, feature_dim: int, source: str) -> None:
         """Refuse data of another feature width, or (when ``classes`` is given) another class list."""
@@ -56,13 +56,8 @@ def resolve_device(choice: str) -> str:
     return "cuda" if choice in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
 
 
-def load_trained_model(
-    path: str | Path, device: str | torch.device = "cpu", proposal_source: str | None = None
-) -> TrainedModel:
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Rebuild the checkpoint's inference model and load its weights (strictly).
-
-    ``proposal_source`` (auto | head | base | merge) replaces the stored config's: the same
-    weights evaluated with other proposals (the inference ablation needs no retraining).
 
     Raises :class:`CheckpointError` (exit 2) naming the file when it is missing, unreadable,
     of a format this code does not read, or its config or weights do not fit the code.
@@ -75,8 +70,6 @@ def load_trained_model(
         config = config_from_dict(meta["config"])
     except ConfigError as exc:
         raise CheckpointError(f"{path}: its stored config does not fit this code ({exc})") from exc
-    if proposal_source is not None:
-        config = dataclasses.replace(config, proposal_source=proposal_source)
     feature_dim, classes = int(meta["feature_dim"]), list(meta["classes"])
     model = build_base_method(config, feature_dim, len(classes))
     if meta.get("inference_model", "base") != "base":
@@ -89,4 +82,5 @@ def load_trained_model(
         raise CheckpointError(f"{path}: weights do not fit the {config.method} model ({exc})") from exc
     model.to(device).eval()
     seconds = meta.get("snippet_seconds")
-    return TrainedModel(path, model, config, classes, feature_dim, None if seconds is None else float(seconds), meta)
+    seconds = None if seconds is None else float(seconds)
+    return TrainedModel(path, model, config, classes, feature_dim, seconds, meta, config.proposal_source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import co2net, ddgnet, delu, um, zhou2023  # noqa: F401  (register the methods)
-from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, TrainingObjective, register_base_method
+from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, register_base_method
 
 
 def build_base_method(config: Any, feature_dim: int, num_classes: int) -> BaseMethod:
@@ -20,7 +20,6 @@ __all__ = [
     "Batch",
     "BaseMethod",
     "BaseOutput",
-    "TrainingObjective",
     "register_base_method",
     "build_base_method",
 ]

@@ -1,6 +1,11 @@
-"""The experiment protocol: several seeds, each trained for the configured iterations and
-evaluated once (final checkpoint) on the test split; a results JSON with per-seed
-figures, mean and standard deviation."""
+"""The experiment protocol of ``train``: several seeds, each trained for the configured
+iterations and evaluated once (final checkpoint) on the test split, with a results JSON of
+per-seed figures, mean and standard deviation (``--output-dir``); or one seed straight into
+its run folder, scored later by the workflow's evaluation stage (``--run-dir``).
+
+The call chain of ``train``: :mod:`.cli` -> :func:`run_experiment` / :func:`run_single_seed`
+-> :func:`.training.train_seed` per seed.
+"""
 
 from __future__ import annotations
 
@@ -9,59 +14,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wtal_common.errors import ConfigError
 from wtal_common.io import atomic_write_json
 from wtal_common.stats import mean_and_std
 
-from .config import TrainConfig
-from .engine import LoadedData, _averages, load_data, train_seed
+from .data import LoadedData, load_data, load_text_priors, make_accelerator
+from .inference import average_map
+from .objectives import check_objective_config
+from .training import train_seed
 
 log = logging.getLogger("wtal_training")
 
 
-def make_accelerator(device: str, mixed_precision: str):
-    """An accelerate ``Accelerator`` for ``device`` (auto | cpu | cuda)."""
-    import torch
-    from accelerate import Accelerator
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available")
-    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    return Accelerator(cpu=cpu, mixed_precision="no" if cpu else mixed_precision)
-
-
-def check_plugin_config(config: TrainConfig, text_priors_dir: str | None) -> None:
-    """Refuse a bad MLLM4WTAL setup before any data is loaded or any seed trained:
-    modules without text priors, or a bad ``mllm4wtal`` option (a typo there would
-    otherwise be ignored by a baseline run, or fail only once training starts)."""
-    if config.modules and text_priors_dir is None:
-        raise ConfigError(f"modules {config.modules} need text priors: pass --text-priors DIR")
-    if config.modules or config.mllm4wtal:
-        from .mllm4wtal import resolve_config
-
-        resolve_config(config)
-
-
-def load_text_priors(directory: str | None, classes: Sequence[str] | None = None):
-    """Text priors with ``tp.classes`` in the data set's label order (``classes``).
-
-    Priors built without ``--ground-truth`` are in sorted class order; loading them with the
-    data set's class list reorders them, and a different class set is a ``ClassOrderError``
-    (exit 2), so KSM query c and CSR sentences of class c always mean label index c.
-    """
-    if directory is None:
-        return None
-    from prior_generation.text_priors import load_text_priors as _load
-
-    return _load(directory, list(classes) if classes is not None else None)
-
-
-def _prepare(data_dir: str | Path, config: TrainConfig, device: str, text_priors_dir: str | None):
+def prepare(data_dir: str | Path, config: Any, device: str, text_priors_dir: str | None, gt: dict | None = None):
     """What every training command does first: check the plug-in setup, then the
-    accelerator, the data on its device and the text priors in the data set's class order."""
-    check_plugin_config(config, text_priors_dir)
+    accelerator, the data on its device and the text priors in the data set's class order.
+    ``gt``: the data set's ground truth when the caller has read it already."""
+    check_objective_config(config, text_priors_dir)
     accelerator = make_accelerator(device, config.mixed_precision)
-    data: LoadedData = load_data(data_dir, accelerator.device)
+    data: LoadedData = load_data(data_dir, accelerator.device, gt)
     text_priors = load_text_priors(text_priors_dir, data.gt["classes"])
     if data.gt.get("synthetic"):
         log.info("data set '%s' is SYNTHETIC (generated); figures are not real-benchmark results", data.gt["dataset"])
@@ -70,13 +40,14 @@ def _prepare(data_dir: str | Path, config: TrainConfig, device: str, text_priors
 
 def run_single_seed(
     data_dir: str | Path,
-    config: TrainConfig,
+    config: Any,
     seed: int,
     run_dir: str | Path,
     device: str = "auto",
     text_priors_dir: str | None = None,
     progress: bool = True,
     resume: bool = True,
+    gt: dict | None = None,
 ) -> dict[str, Any]:
     """Train one seed straight into ``run_dir`` (no ``seed{n}/`` subfolder) and write the final
     model's test predictions, but no mAP: the workflow runs one job per seed and scores the
@@ -85,7 +56,7 @@ def run_single_seed(
     ``run_dir/run.json`` records what was trained (seed, iterations, seconds, the config).
     """
     run_dir = Path(run_dir)
-    accelerator, data, text_priors = _prepare(data_dir, config, device, text_priors_dir)
+    accelerator, data, text_priors = prepare(data_dir, config, device, text_priors_dir, gt)
     log.info("seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device)
     result = train_seed(data, config, seed, run_dir, accelerator, text_priors, progress, resume, score=False)
     if not accelerator.is_main_process:
@@ -106,21 +77,22 @@ def run_single_seed(
 
 def run_experiment(
     data_dir: str | Path,
-    config: TrainConfig,
+    config: Any,
     seeds: Sequence[int],
     output_dir: str | Path,
     device: str = "auto",
     text_priors_dir: str | None = None,
     progress: bool = True,
     resume: bool = True,
+    gt: dict | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every seed; write ``output_dir/seed{n}/...`` and ``results.json``.
 
     ``resume``: each seed continues from its ``resume.pt`` when there is a matching one
-    (see :func:`.engine.train_seed`); ``False`` starts every seed over.
+    (see :func:`.training.train_seed`); ``False`` starts every seed over.
     """
     output_dir = Path(output_dir)
-    accelerator, data, text_priors = _prepare(data_dir, config, device, text_priors_dir)
+    accelerator, data, text_priors = prepare(data_dir, config, device, text_priors_dir, gt)
     per_seed: dict[str, Any] = {}
     for seed in seeds:
         log.info(
@@ -132,13 +104,7 @@ def run_experiment(
             log.info("seed %d: average mAP %s, mAP %s", seed, result["average_mAP"], result["mAP"])
     if not accelerator.is_main_process:
         return {}
-    thresholds = list(next(iter(per_seed.values()))["mAP"].keys())
-    mean, std = {"mAP": {}}, {"mAP": {}}
-    for thr in thresholds:
-        mean["mAP"][thr], std["mAP"][thr] = mean_and_std([r["mAP"][thr] for r in per_seed.values()])
-    mean["average_mAP"], std["average_mAP"] = {}, {}
-    for rng in _averages(next(iter(per_seed.values()))):
-        mean["average_mAP"][rng], std["average_mAP"][rng] = mean_and_std([_averages(r)[rng] for r in per_seed.values()])
+    mean, std = seed_statistics(list(per_seed.values()))
     results = {
         "protocol": f"final checkpoint after {config.iterations} iterations, evaluated once on the test split; "
         "no model selection on the test split",
@@ -154,3 +120,15 @@ def run_experiment(
     }
     atomic_write_json(output_dir / "results.json", results)
     return results
+
+
+def seed_statistics(results: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Mean and sample std over seeds of each mAP@tIoU and each average mAP range."""
+    first = results[0]
+    mean: dict[str, Any] = {"mAP": {}, "average_mAP": {}}
+    std: dict[str, Any] = {"mAP": {}, "average_mAP": {}}
+    for thr in first["mAP"]:
+        mean["mAP"][thr], std["mAP"][thr] = mean_and_std([r["mAP"][thr] for r in results])
+    for rng in average_map(first):
+        mean["average_mAP"][rng], std["average_mAP"][rng] = mean_and_std([average_map(r)[rng] for r in results])
+    return mean, std
