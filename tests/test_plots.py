@@ -173,6 +173,6 @@ def test_a_video_called_overview_keeps_its_own_timeline(tmp_path):
 
 
 def test_the_number_of_plotted_videos_is_a_setting():
-    assert build_config("delu", "thumos14").num_timeline_videos == 4
-    assert build_config("delu", "thumos14", sets=["output.num_timeline_videos=20"]).num_timeline_videos == 20
-    assert build_config("delu", "thumos14", sets=["num_timeline_videos=7"]).num_timeline_videos == 7
+    assert build_config("delu", "thumos14").output.num_timeline_videos == 4
+    assert build_config("delu", "thumos14", sets=["output.num_timeline_videos=20"]).output.num_timeline_videos == 20
+    assert build_config("delu", "thumos14", sets=["num_timeline_videos=7"]).output.num_timeline_videos == 7

@@ -18,6 +18,7 @@ import pytest
 import torch
 from helpers.mllm4wtal_fakes import FakeTextPriors
 from helpers.toy_data import make_toy_dataset
+from helpers.training_configs import TINY_BRANCHES, fast_sets
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
@@ -32,17 +33,7 @@ from wtal_training.seed_run import RESUME_FILE
 from wtal_training.training import train_seed
 
 torch.set_num_threads(1)
-FAST = ["max_seqlen=24", "lr=1e-3", "dropout_ratio=0.3", "log_every=4", "checkpoint_every=5", "num_timeline_videos=0"]
-SMALL_PLUGINS = {
-    "text_dim": 16,
-    "text_heads": 2,
-    "n_context": 2,
-    "csr_dim": 16,
-    "csr_heads": 2,
-    "csr_layers": 1,
-    "csr_ffn": 32,
-    "loc_hidden": 16,
-}
+FAST = fast_sets(max_seqlen=24, log_every=4, checkpoint_every=5, timelines=0)
 KILL_AT = 13
 ITERATIONS = 20
 
@@ -62,8 +53,7 @@ def plain_config():
 
 def plugin_config():
     config = build_config("co2net", "thumos14", sets=FAST, iterations=ITERATIONS, modules=["ksm", "csr", "loc"])
-    config.mllm4wtal = dict(SMALL_PLUGINS)
-    return config
+    return config.updated({"mllm4wtal": TINY_BRANCHES})
 
 
 def kill_at(monkeypatch, objective_class, iteration):
@@ -142,7 +132,7 @@ def test_state_of_another_experiment_is_not_resumed(toy, tmp_path, monkeypatch, 
     changed = build_config("delu", "thumos14", sets=FAST + ["lr=2e-3"], iterations=ITERATIONS)
     with caplog.at_level("INFO", logger="wtal_training"):
         train_seed(data, changed, 0, tmp_path / "run", progress=False)
-    assert "belongs to another experiment (config.lr differ): starting over" in caplog.text
+    assert "belongs to another experiment (config.optimiser.lr differ): starting over" in caplog.text
     assert "starting at iteration 1 of 20" in caplog.text
     train_seed(data, changed, 0, tmp_path / "straight", progress=False)
     assert_same_final_state(tmp_path / "run", tmp_path / "straight")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.toy_data import make_toy_dataset
+from helpers.training_configs import fast_sets
 
 from wtal_data.canonical import DatasetError, load_ground_truth, write_ground_truth
 from wtal_training.cli import main
@@ -18,7 +19,7 @@ from wtal_training.sampler import BatchSampler, random_perturb_indices
 from wtal_training.training import TrainingError, train_seed
 
 torch.set_num_threads(1)
-FAST = ["max_seqlen=48", "lr=1e-3", "dropout_ratio=0.3", "log_every=10", "checkpoint_every=5", "num_timeline_videos=1"]
+FAST = fast_sets(max_seqlen=48, log_every=10, checkpoint_every=5, timelines=1)
 
 
 @pytest.fixture(scope="module")

@@ -162,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.run_dir is not None and len(args.seeds) != 1:
         raise ConfigError(f"--run-dir trains one seed; got --seeds {' '.join(map(str, args.seeds))}")
     explicit = {"iterations": args.iterations, "modules": args.modules}
-    layers = user_layers(args.config, args.set, explicit)  # read once; a typo fails here, before any data loads
+    layers = user_layers(args.config, args.set, explicit, args.method)  # read once; a typo fails before data loads
     gt = load_ground_truth(args.data)  # read once: its family picks the defaults, then the data loads with it
     family = dataset_family(gt, str(Path(args.data) / "ground_truth.json"))
     config = build_config(args.method, family, layers=layers)

@@ -30,7 +30,7 @@ def prepare(data_dir: str | Path, config: Any, device: str, text_priors_dir: str
     accelerator, the data on its device and the text priors in the data set's class order.
     ``gt``: the data set's ground truth when the caller has read it already."""
     check_objective_config(config, text_priors_dir)
-    accelerator = make_accelerator(device, config.mixed_precision)
+    accelerator = make_accelerator(device, config.optimiser.mixed_precision)
     data: LoadedData = load_data(data_dir, accelerator.device, gt)
     text_priors = load_text_priors(text_priors_dir, data.gt["classes"])
     if data.gt.get("synthetic"):
@@ -57,12 +57,18 @@ def run_single_seed(
     """
     run_dir = Path(run_dir)
     accelerator, data, text_priors = prepare(data_dir, config, device, text_priors_dir, gt)
-    log.info("seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device)
+    log.info(
+        "seed %d: training %s for %d iterations on %s",
+        seed,
+        config.method,
+        config.optimiser.iterations,
+        accelerator.device,
+    )
     result = train_seed(data, config, seed, run_dir, accelerator, text_priors, progress, resume, score=False)
     if not accelerator.is_main_process:
         return {}
     record = {
-        "protocol": f"final checkpoint after {config.iterations} iterations; predictions on the test split, "
+        "protocol": f"final checkpoint after {config.optimiser.iterations} iterations; predictions on the test split, "
         "scored by the evaluation stage (no model selection on the test split)",
         "dataset": data.gt["dataset"],
         "synthetic": bool(data.gt.get("synthetic", False)),
@@ -96,7 +102,11 @@ def run_experiment(
     per_seed: dict[str, Any] = {}
     for seed in seeds:
         log.info(
-            "seed %d: training %s for %d iterations on %s", seed, config.method, config.iterations, accelerator.device
+            "seed %d: training %s for %d iterations on %s",
+            seed,
+            config.method,
+            config.optimiser.iterations,
+            accelerator.device,
         )
         result = train_seed(data, config, seed, output_dir / f"seed{seed}", accelerator, text_priors, progress, resume)
         per_seed[str(seed)] = result
@@ -106,7 +116,7 @@ def run_experiment(
         return {}
     mean, std = seed_statistics(list(per_seed.values()))
     results = {
-        "protocol": f"final checkpoint after {config.iterations} iterations, evaluated once on the test split; "
+        "protocol": f"final checkpoint after {config.optimiser.iterations} iterations, evaluated once on the test split; "
         "no model selection on the test split",
         "dataset": data.gt["dataset"],
         "synthetic": bool(data.gt.get("synthetic", False)),

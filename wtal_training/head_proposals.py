@@ -21,10 +21,11 @@ def head_proposals(
     loc_scores: np.ndarray,
     loc_offsets: np.ndarray,
     chosen: np.ndarray,
-    config: Any,
+    test: Any,
     class_scores: np.ndarray | None = None,
 ) -> Proposals:
-    """The head's proposals for the ``chosen`` classes, in the head's snippet steps.
+    """The head's proposals for the ``chosen`` classes, in the head's snippet steps (``test``:
+    the config's ``test`` section).
 
     ``loc_decode: runs`` (the default): :func:`head_run_parts`.  ``regression``: ranked as
     detection heads rank (ActionFormer): a snippet's proposal for class c scores
@@ -32,27 +33,27 @@ def head_proposals(
     video-level score of c, so a class the video barely shows cannot outrank one it clearly
     shows), candidates below ``loc_score_threshold`` (a low floor, 0.001) are dropped, the
     best ``max_proposals_per_class`` per class kept; the suppression comes after."""
-    return proposals_from_parts(head_proposal_parts(loc_scores, loc_offsets, chosen, config, class_scores))
+    return proposals_from_parts(head_proposal_parts(loc_scores, loc_offsets, chosen, test, class_scores))
 
 
 def head_proposal_parts(
     loc_scores: np.ndarray,
     loc_offsets: np.ndarray,
     chosen: np.ndarray,
-    config: Any,
+    test: Any,
     class_scores: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, ...]]:
     """:func:`head_proposals` as (start, end, score, label, source) parts, one per class."""
-    if str(getattr(config, "loc_decode", "runs")) == "runs":
-        return head_run_parts(loc_scores, chosen, config, class_scores)
+    if str(test.loc_decode) == "runs":
+        return head_run_parts(loc_scores, chosen, test, class_scores)
     parts = []
     length_t = loc_scores.shape[0]
     centre = np.arange(length_t) + 0.5
     for c in chosen:
         s = loc_scores[:, c] * (float(class_scores[c]) if class_scores is not None else 1.0)
-        keep = np.flatnonzero(s >= config.loc_score_threshold)
-        if len(keep) > config.max_proposals_per_class:
-            keep = keep[np.argsort(-s[keep], kind="stable")[: config.max_proposals_per_class]]
+        keep = np.flatnonzero(s >= test.loc_score_threshold)
+        if len(keep) > test.max_proposals_per_class:
+            keep = keep[np.argsort(-s[keep], kind="stable")[: test.max_proposals_per_class]]
         st = np.clip(centre[keep] - loc_offsets[keep, 0], 0, length_t)
         en = np.clip(centre[keep] + loc_offsets[keep, 1], 0, length_t)
         ok = en > st
@@ -62,7 +63,7 @@ def head_proposal_parts(
 
 
 def head_run_parts(
-    loc_scores: np.ndarray, chosen: np.ndarray, config: Any, class_scores: np.ndarray | None = None
+    loc_scores: np.ndarray, chosen: np.ndarray, test: Any, class_scores: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, ...]]:
     """Head proposals decoded from its class probabilities as the CO2-Net/DELU recipe decodes
     the attention (``loc_decode: runs``, the default): every run of ``loc_scores[:, c] > thr``
@@ -74,14 +75,14 @@ def head_run_parts(
     avg mAP@0.1:0.7 on held-out training videos where these runs scored 39-49 (the same heads;
     docs/method.md).  The regression branch still trains the head's trunk (eq. 18)."""
     parts = []
-    thresholds = np.linspace(0.1, 0.9, config.num_thresholds)
+    thresholds = np.linspace(0.1, 0.9, test.num_thresholds)
     for c in chosen:
         signal = loc_scores[:, c].astype(np.float64)
         starts, ends = threshold_runs(signal, thresholds)
         if not len(starts):
             continue
-        score = outer_inner_scores(signal[:, None], starts, ends, config.outer_ratio)[:, 0]
-        score = score + config.gamma_oic * (float(class_scores[c]) if class_scores is not None else 1.0)
+        score = outer_inner_scores(signal[:, None], starts, ends, test.outer_ratio)[:, 0]
+        score = score + test.gamma_oic * (float(class_scores[c]) if class_scores is not None else 1.0)
         n = len(starts)
         parts.append((starts.astype(np.float64), ends.astype(np.float64), score, np.full(n, c), np.full(n, HEAD)))
     return parts

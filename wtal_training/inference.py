@@ -36,8 +36,8 @@ def infer(
     ``inference_length`` hook says how many snippets it sees per video (snippet
     ``(i * length) // n`` as input i); a resampled video's entry carries its
     ``video_length`` so the post-processing can map back.  Each entry holds ``cas``,
-    ``attention``, the localization head's outputs when there is one and the extras the
-    base method lists in ``test_outputs``.
+    ``attention`` and the extras the model lists in ``test_outputs`` (the base method's,
+    then its objective's: the localization head's ``loc_scores``/``loc_offsets``).
     """
     was_training = model.training
     model.eval()
@@ -48,7 +48,7 @@ def infer(
     lengths_t = data.lengths
     seen_t = base.inference_length(lengths_t) if base is not None else lengths_t
     lengths, seen = lengths_t.cpu().numpy(), seen_t.cpu().numpy()
-    keys = ("loc_scores", "loc_offsets", *(base.test_outputs if base is not None else ()))
+    keys = tuple(model.test_outputs)  # the base method's extras, then the objective's (the head's)
     order = np.argsort(-seen, kind="stable")
     results: dict[str, dict[str, np.ndarray]] = {}
     i = 0
@@ -72,11 +72,10 @@ def infer(
         out: BaseOutput = model(feats, mask)
         cas, att = out.cas.float().cpu().numpy(), out.attention.float().cpu().numpy()
         extra = {k: out.extras[k].float().cpu().numpy() for k in keys if out.extras.get(k) is not None}
-        has_head = "loc_scores" in extra and "loc_offsets" in extra
         for row, j in enumerate(chunk):
             n = int(seen[j])
             entry = {"cas": cas[row, :n], "attention": att[row, :n]}
-            entry.update({k: v[row, :n] for k, v in extra.items() if has_head or not k.startswith("loc_")})
+            entry.update({k: v[row, :n] for k, v in extra.items()})
             if n != int(lengths[j]):
                 entry["video_length"] = np.asarray(int(lengths[j]))
             results[data.video_ids[j]] = entry
@@ -105,9 +104,9 @@ def score_predictions(gt: Mapping[str, Any], predictions: dict, config: Any) -> 
         gt,
         predictions,
         subset="test",
-        tiou_thresholds=list(config.tiou_thresholds),
+        tiou_thresholds=list(config.test.tiou_thresholds),
         ambiguous=gt.get("ambiguous") or {},
-        filter_ambiguous=bool(config.filter_ambiguous),
+        filter_ambiguous=bool(config.test.filter_ambiguous),
     )
 
 

@@ -68,7 +68,7 @@ def video_detections(method: type[BaseMethod], output: Mapping[str, np.ndarray],
     if source in ("base", "merge"):
         found.append(method.video_proposals(output, config, classes, class_scores))
     if source in ("head", "merge"):
-        head = head_proposals(output["loc_scores"], output["loc_offsets"], classes, config, class_scores)
+        head = head_proposals(output["loc_scores"], output["loc_offsets"], classes, config.test, class_scores)
         steps = output["attention"].shape[0]
         unit = float(output.get("video_length", steps)) / steps  # original snippets per network step
         head = Proposals(head.start * unit, head.end * unit, head.score, head.label, head.source)
@@ -109,7 +109,7 @@ def predictions_from_outputs(
             groups.append((props.start[sel], props.end[sel], props.score[sel]))
             keys.append((vid, int(c)))
     decayed = method.suppress(groups, config)
-    min_length = float(getattr(config, "min_proposal_length", 0.0))
+    min_length = float(config.test.min_proposal_length)
     results: dict[str, list[dict[str, Any]]] = {vid: [] for vid in outputs}
     for (vid, c), (st, en, _), sc in zip(keys, groups, decayed):
         duration = float(gt["database"][vid]["duration"])

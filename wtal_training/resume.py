@@ -136,15 +136,25 @@ def load_resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any] | 
 
 
 def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Names of what differs, config fields as ``config.<field>``."""
+    """Names of what differs, config fields as ``config.<section>.<field>``."""
     names = []
     for key in sorted(set(saved) | set(current)):
         if key == "config":
-            fields = set(saved.get(key, {})) | set(current.get(key, {}))
-            names += [f"config.{f}" for f in sorted(fields) if saved[key].get(f) != current[key].get(f)]
+            names += [f"config.{f}" for f in _differing(saved.get(key) or {}, current.get(key) or {})]
         elif saved.get(key) != current.get(key):
             names.append(key)
     return names
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differing(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 # -- one seed's run: start afresh or continue ---------------------------------------------------
@@ -173,20 +183,20 @@ def restore_or_start(run: SeedRun, resume: bool) -> None:
             if not resume:
                 log.info("seed %d: --restart: removing %s", run.seed, path)
             path.unlink()
-        if config.iterations:
-            log.info("seed %d: starting at iteration 1 of %d", run.seed, config.iterations)
+        if config.optimiser.iterations:
+            log.info("seed %d: starting at iteration 1 of %d", run.seed, config.optimiser.iterations)
         else:
             log.info("seed %d: 0 iterations: the initial weights are the checkpoint", run.seed)
     else:
         apply_resume_state(run, state)
-        if run.done >= config.iterations:
+        if run.done >= config.optimiser.iterations:
             log.info(
                 "seed %d: %s holds a finished run (%d of %d iterations): not retrained, re-evaluating its "
                 "final weights (--restart trains again)",
                 run.seed,
                 path,
                 run.done,
-                config.iterations,
+                config.optimiser.iterations,
             )
         else:
             log.info(
@@ -194,11 +204,11 @@ def restore_or_start(run: SeedRun, resume: bool) -> None:
                 run.seed,
                 path,
                 run.done + 1,
-                config.iterations,
+                config.optimiser.iterations,
             )
     run.last_good = (run.done, run.inference_weights())
     run.tensorboard = TensorBoardLog(
-        run.output_dir / "tensorboard", run.done, enabled=run.is_main and run.done < config.iterations
+        run.output_dir / "tensorboard", run.done, enabled=run.is_main and run.done < config.optimiser.iterations
     )
 
 

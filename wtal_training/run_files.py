@@ -49,7 +49,7 @@ def write_evaluation(
         data.gt,
         outputs,
         predictions,
-        config.num_timeline_videos,
+        config.output.num_timeline_videos,
         config=config,
         source=source,
     )

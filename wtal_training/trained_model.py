@@ -21,8 +21,12 @@ from torch import nn
 from wtal_common.errors import ConfigError
 
 from .checkpoint import CheckpointError, code_version, load_checkpoint
-from .config import TrainConfig, config_from_dict
+from .config import CONFIG_FORMAT, TrainConfig, config_from_dict
+from .config_legacy import stored_proposal_source
 from .models import build_base_method
+from .objectives import OBJECTIVES
+
+LEGACY_OBJECTIVES = {"base": "plain", "mllm4wtal": "mllm4wtal"}  # format 1's `inference_model`
 
 log = logging.getLogger("wtal_training")
 
@@ -66,16 +70,15 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     state, meta = load_checkpoint(path)
     if meta.get("code_version") != code_version():
         log.info("%s: written by code %s, read by code %s", path, meta.get("code_version"), code_version())
+    config_format = CONFIG_FORMAT if int(meta.get("format_version", 1)) >= 2 else 1
     try:
-        config = config_from_dict(meta["config"])
-    except ConfigError as exc:
+        config = config_from_dict(meta["config"], config_format)
+        objective = OBJECTIVES[meta.get("objective") or LEGACY_OBJECTIVES[meta.get("inference_model", "base")]]
+        feature_dim, classes = int(meta["feature_dim"]), list(meta["classes"])
+        model = objective.build_inference_model(config, build_base_method(config, feature_dim, len(classes)))
+    except (ConfigError, KeyError) as exc:
         raise CheckpointError(f"{path}: its stored config does not fit this code ({exc})") from exc
-    feature_dim, classes = int(meta["feature_dim"]), list(meta["classes"])
-    model = build_base_method(config, feature_dim, len(classes))
-    if meta.get("inference_model", "base") != "base":
-        from .mllm4wtal import build_inference_model  # the plug-in package rebuilds its inference wrapper
-
-        model = build_inference_model(config, model)
+    source = stored_proposal_source(meta["config"]) if config_format == 1 else "auto"
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # missing, unexpected or mis-shaped weights
@@ -83,4 +86,4 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     model.to(device).eval()
     seconds = meta.get("snippet_seconds")
     seconds = None if seconds is None else float(seconds)
-    return TrainedModel(path, model, config, classes, feature_dim, seconds, meta, config.proposal_source)
+    return TrainedModel(path, model, config, classes, feature_dim, seconds, meta, source)

@@ -78,7 +78,9 @@ def setup_seed_run(
     objective = build_objective(config, model, text_priors, accelerator, seed=seed, data=data)
     sampler = model.training_sampler(data.train, config, seed + 1000 * rank)  # the method's own, if any
     if sampler is None:
-        sampler = BatchSampler(data.train, config.batch_size, config.num_similar, config.max_seqlen, seed + 1000 * rank)
+        sampler = BatchSampler(
+            data.train, config.data.batch_size, config.data.num_similar, config.data.max_seqlen, seed + 1000 * rank
+        )
     is_main = accelerator is None or accelerator.is_main_process
     return SeedRun(data, config, seed, output_dir, accelerator, objective, sampler, is_main)
 
@@ -86,13 +88,13 @@ def setup_seed_run(
 def run_training_loop(run: SeedRun, progress: bool) -> float:
     """Iterations ``done + 1 .. iterations``; returns the training seconds, earlier attempts included."""
     config = run.config
-    reporter = make_progress(f"seed {run.seed}", run.done, config.iterations, progress, run.is_main)
+    reporter = make_progress(f"seed {run.seed}", run.done, config.optimiser.iterations, progress, run.is_main)
     start = time.perf_counter()
     first_bad = torch.zeros((), dtype=torch.long, device=run.device)  # first non-finite iteration, 0: none
     try:
-        for iteration in range(run.done + 1, config.iterations + 1):
-            at_checkpoint = iteration % config.checkpoint_every == 0
-            at_log = iteration % config.log_every == 0 or iteration == config.iterations
+        for iteration in range(run.done + 1, config.optimiser.iterations + 1):
+            at_checkpoint = iteration % config.output.checkpoint_every == 0
+            at_log = iteration % config.output.log_every == 0 or iteration == config.optimiser.iterations
             try:
                 scale_learning_rate(run, iteration)
                 logs = run.objective.step(run.sampler.sample(), iteration)
@@ -156,7 +158,7 @@ def checkpoint_boundary(run: SeedRun, iteration: int, seconds: float) -> None:
     """Keep these weights as the last good ones and write the resume state (the final
     iteration's is written by :func:`finish_seed`, after the final checkpoint)."""
     run.last_good = (iteration, run.inference_weights())
-    if run.is_main and iteration < run.config.iterations:
+    if run.is_main and iteration < run.config.optimiser.iterations:
         save_resume_state(run.resume_path, run_state(run, iteration, seconds))
 
 
@@ -173,7 +175,7 @@ def checkpoint_metadata(run: SeedRun, iteration: int, status: str) -> dict[str, 
         "iteration": iteration,
         "status": status,
         "snippet_seconds": data.gt["snippet_seconds"],
-        "inference_model": "base" if not config.modules else "mllm4wtal",
+        "objective": run.objective.name,  # it rebuilds the inference model (trained_model.py)
     }
 
 
@@ -197,20 +199,20 @@ def finish_seed(run: SeedRun, train_seconds: float, score: bool = True) -> dict[
     config, seed, output_dir = run.config, run.seed, run.output_dir
     result: dict[str, Any] = {
         "seed": seed,
-        "iterations": config.iterations,
+        "iterations": config.optimiser.iterations,
         "train_seconds": round(train_seconds, 3),
-        "iterations_per_second": round(config.iterations / max(train_seconds, 1e-9), 3),
+        "iterations_per_second": round(config.optimiser.iterations / max(train_seconds, 1e-9), 3),
     }
     if run.done:
         result["resumed_after_iteration"] = run.done
     if not run.is_main:
         return result
     inference = run.objective.inference_model()
-    save_checkpoint(run.checkpoint_path, inference, checkpoint_metadata(run, config.iterations, "final"))
-    if run.done < config.iterations:  # kept, so a rerun of a finished run is not retrained
-        save_resume_state(run.resume_path, run_state(run, config.iterations, train_seconds))
+    save_checkpoint(run.checkpoint_path, inference, checkpoint_metadata(run, config.optimiser.iterations, "final"))
+    if run.done < config.optimiser.iterations:  # kept, so a rerun of a finished run is not retrained
+        save_resume_state(run.resume_path, run_state(run, config.optimiser.iterations, train_seconds))
     write_metrics_csv(output_dir / "metrics.csv", run.rows)
-    extra = {"seed": seed, "iterations": config.iterations}
+    extra = {"seed": seed, "iterations": config.optimiser.iterations}
     test, gt = run.data.test, run.data.gt
     if not score:
         start = time.perf_counter()
@@ -228,7 +230,7 @@ def finish_seed(run: SeedRun, train_seconds: float, score: bool = True) -> dict[
     )
     final = {f"test_final/mAP@{thr}": value for thr, value in metrics["mAP"].items()}
     final.update({f"test_final/average_mAP@{rng}": value for rng, value in average_map(metrics).items()})
-    run.tensorboard.scalars(final, config.iterations)
+    run.tensorboard.scalars(final, config.optimiser.iterations)
     run.tensorboard.close()
     result.update(
         {"mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"], "eval_seconds": round(eval_seconds, 3)}

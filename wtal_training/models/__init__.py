@@ -11,8 +11,7 @@ from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, register_base_met
 def build_base_method(config: Any, feature_dim: int, num_classes: int) -> BaseMethod:
     """Instantiate ``config.method`` with the hyperparameters it reads from ``config``."""
     method = BASE_METHODS[config.method]  # an unknown name: ConfigError listing the registered ones
-    hp = {name: getattr(config, name) for name in method.hyperparameters}
-    return method(feature_dim, num_classes, **hp)
+    return method(feature_dim, num_classes, **method.hyperparameters_of(config))
 
 
 __all__ = [

@@ -38,6 +38,7 @@ from torch import nn
 
 from wtal_common.registry import Registry
 
+from ..config import default_config
 from ..proposals import Proposals, batched_soft_nms, select_classes
 from .oic import oic_class_scores, oic_proposals
 
@@ -66,9 +67,10 @@ class BaseMethod(nn.Module):
     """A registered base WTAL method. Subclasses set ``name`` and implement both methods."""
 
     name: str = "base"
-    # Names of the config fields the method reads as hyperparameters (``build_base_method``
-    # passes exactly these); their values live in wtal_training/configs/defaults.yaml.
-    hyperparameters: tuple[str, ...] = ()
+    # Its hyperparameters (``self.hp``): its own config section (named after it: every field),
+    # plus these fields of the shared sections ("section.field"); the values live in
+    # wtal_training/configs/defaults.yaml (:meth:`hyperparameters_of`).
+    shared_settings: tuple[str, ...] = ()
 
     def __init__(self, feature_dim: int, num_classes: int, **hyperparameters: Any) -> None:
         super().__init__()
@@ -76,14 +78,21 @@ class BaseMethod(nn.Module):
         self.num_classes = num_classes
 
     @classmethod
+    def hyperparameters_of(cls, config: Any) -> dict[str, Any]:
+        """What the method reads from a run's config: each of :attr:`shared_settings` (by its
+        field name) and every field of its own section."""
+        values = {
+            path.split(".")[1]: config.sections[path.split(".")[0]][path.split(".")[1]] for path in cls.shared_settings
+        }
+        values.update(config.own)
+        return values
+
+    @classmethod
     def default_hyperparameters(cls) -> dict[str, Any]:
         """This method's hyperparameters as defaults.yaml sets them for its default data-set
         family; a model built without a config (tests, benchmarks) takes these, so no value
         is repeated in the model code."""
-        from ..config import default_config
-
-        values = default_config(method=cls.name)
-        return {name: values[name] for name in cls.hyperparameters}
+        return cls.hyperparameters_of(default_config(method=cls.name))
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> BaseOutput:  # pragma: no cover
         raise NotImplementedError
@@ -121,7 +130,7 @@ class BaseMethod(nn.Module):
     @classmethod
     def kept_classes(cls, class_scores: np.ndarray, config: Any) -> np.ndarray:
         """Class indices the video is taken to show (proposals are made for these)."""
-        return select_classes(class_scores, config.class_threshold)
+        return select_classes(class_scores, config.test.class_threshold)
 
     @classmethod
     def video_proposals(
@@ -143,7 +152,7 @@ class BaseMethod(nn.Module):
     def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:
         """Scores after non-maximum suppression for each (start, end, score) group of one
         (video, class); a non-finite score removes the proposal.  Default: Gaussian soft-NMS."""
-        return batched_soft_nms(groups, sigma=config.nms_sigma)
+        return batched_soft_nms(groups, sigma=config.test.nms_sigma)
 
     # -- training hooks (defaults: the engine's batch sampler and a plain Adam) ------------
     def training_sampler(self, data: Any, config: Any, seed: int) -> Any:

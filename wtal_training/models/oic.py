@@ -22,7 +22,7 @@ from ..proposals import BASE, Proposals, outer_inner_scores, proposals_from_part
 
 def oic_class_scores(output: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
     """(C,) video class scores from the attention-weighted CAS."""
-    return video_class_scores(output["cas"] * output["attention"][:, None], config.video_score_ratio)
+    return video_class_scores(output["cas"] * output["attention"][:, None], config.test.video_score_ratio)
 
 
 def oic_proposals(
@@ -32,11 +32,11 @@ def oic_proposals(
     cas, attention = output["cas"], output["attention"]
     cas_supp = cas * attention[:, None]
     chosen = np.asarray(classes, dtype=np.int64)
-    starts, ends = threshold_runs(attention, np.linspace(0.1, 0.9, config.num_thresholds))
+    starts, ends = threshold_runs(attention, np.linspace(0.1, 0.9, config.test.num_thresholds))
     if not len(starts):
         return proposals_from_parts([])
-    contrast = outer_inner_scores(cas_supp[:, chosen], starts, ends, config.outer_ratio)
-    contrast = contrast + config.gamma_oic * class_scores[chosen][None, :]
+    contrast = outer_inner_scores(cas_supp[:, chosen], starts, ends, config.test.outer_ratio)
+    contrast = contrast + config.test.gamma_oic * class_scores[chosen][None, :]
     r = len(starts)
     return proposals_from_parts(
         [

@@ -108,7 +108,7 @@ def um_losses(
 
 @register_base_method("um")
 class UM(BaseMethod):
-    hyperparameters = ("r_act", "r_bkg", "um_alpha", "um_beta", "um_margin", "max_seqlen")
+    shared_settings = ("data.max_seqlen",)
     test_outputs = ("class_logits",)
 
     def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:
@@ -162,4 +162,4 @@ class UM(BaseMethod):
 
     @classmethod
     def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:
-        return [hard_nms(start, end, score, config.nms_iou) for start, end, score in groups]
+        return [hard_nms(start, end, score, config.own.nms_iou) for start, end, score in groups]

@@ -55,7 +55,7 @@ def runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def um_class_scores(output: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
     """(C,) softmax of the mean of the top ``n // r_act`` raw CAS values per class."""
     logits = output["class_logits"]
-    k = max(1, int(output["attention"].shape[0] // config.r_act))
+    k = max(1, int(output["attention"].shape[0] // config.own.r_act))
     top = -np.sort(-logits, axis=0)[:k]
     return softmax(top.mean(axis=0))
 
@@ -69,23 +69,23 @@ def um_video_proposals(
     unit = float(output.get("video_length", n)) / n  # original snippets per network step
     chosen = np.asarray(classes, dtype=np.int64)
     parts: list[tuple[np.ndarray, ...]] = []
-    scale = int(config.upsample_scale)
+    scale = int(config.own.upsample_scale)
     cas = upsample(minmax_per_class(softmax(logits, axis=-1) * attention[:, None])[:, chosen], scale)
     att = upsample(attention, scale)
     step = unit / scale
     for col, c in enumerate(chosen):
-        families = [(cas[:, col] >= thr) & (cas[:, col] > 0) for thr in config.cas_thresholds]
-        wtcams = [np.where(cas[:, col] < thr, 0.0, cas[:, col]) for thr in config.cas_thresholds]
-        families += [(att >= thr) & (att > 0) for thr in config.magnitude_thresholds]
-        wtcams += [cas[:, col]] * len(config.magnitude_thresholds)
+        families = [(cas[:, col] >= thr) & (cas[:, col] > 0) for thr in config.own.cas_thresholds]
+        wtcams = [np.where(cas[:, col] < thr, 0.0, cas[:, col]) for thr in config.own.cas_thresholds]
+        families += [(att >= thr) & (att > 0) for thr in config.own.magnitude_thresholds]
+        wtcams += [cas[:, col]] * len(config.own.magnitude_thresholds)
         for on, wtcam in zip(families, wtcams):
             st, en = runs(on)
             keep = (en - st) >= MIN_RUN
             st, en = st[keep], en[keep]
             if not len(st):
                 continue
-            contrast = outer_inner_scores(wtcam[:, None], st, en, config.outer_ratio)[:, 0]
-            contrast = contrast + config.gamma_oic * class_scores[c]
+            contrast = outer_inner_scores(wtcam[:, None], st, en, config.test.outer_ratio)[:, 0]
+            contrast = contrast + config.test.gamma_oic * class_scores[c]
             parts.append((st * step, en * step, contrast, np.full(len(st), c), np.full(len(st), BASE)))
     return proposals_from_parts(parts)
 

@@ -193,35 +193,7 @@ def check_schedules(hp: Mapping[str, Any]) -> None:
 
 @register_base_method("zhou2023")
 class Zhou2023(BaseMethod):
-    hyperparameters = (
-        "dropout_ratio",
-        "gaussians",
-        "em_iterations",
-        "walk_weight",
-        "cosine_scale",
-        "memory_slots",
-        "frame_mix",
-        "pseudo_mix",
-        "spl_temperature",
-        "fore_weight",
-        "back_weight",
-        "att_weight",
-        "spl_weights",
-        "distill_weight",
-        "distill_growth",
-        "distill_max",
-        "warmup_epochs",
-        "snapshot_epochs",
-        "snapshot_temperatures",
-        "snapshot_dropout",
-        "delta_epochs",
-        "delta_scales",
-        "lr_step_epochs",
-        "lr_step_factors",
-        "class_threshold",
-        "cas_thresholds",
-        "train_max_snippets",
-    )
+    shared_settings = ("model.dropout_ratio", "test.class_threshold")
     test_outputs = ("video_scores",)
 
     def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:
@@ -368,7 +340,7 @@ class Zhou2023(BaseMethod):
     def prepare_head_proposals(cls, proposals: Proposals, config: Any) -> Proposals:
         """The project's soft-NMS per class: :meth:`suppress` passes everything through, and the
         head's proposals are not fused."""
-        return soft_nms_per_class(proposals, config.nms_sigma)
+        return soft_nms_per_class(proposals, config.test.nms_sigma)
 
     @classmethod
     def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:
@@ -379,7 +351,7 @@ class Zhou2023(BaseMethod):
     def training_sampler(self, data: Any, config: Any, seed: int) -> Any:
         from .zhou2023_training import Zhou2023Training
 
-        return Zhou2023Training(self, data, config.batch_size, seed)
+        return Zhou2023Training(self, data, config.data.batch_size, seed)
 
     def optimizer_options(self) -> dict[str, Any]:
         return {"betas": (0.9, 0.99)}  # the public Adam's betas

@@ -172,7 +172,7 @@ def zhou_class_scores(output: Mapping[str, np.ndarray], config: Any) -> np.ndarr
 
 def zhou_kept_classes(class_scores: np.ndarray, config: Any) -> np.ndarray:
     """Classes whose video score is at least ``class_threshold``: no fallback to the best one."""
-    return np.flatnonzero(class_scores >= config.class_threshold)
+    return np.flatnonzero(class_scores >= config.test.class_threshold)
 
 
 def zhou_video_proposals(output: Mapping[str, np.ndarray], config: Any, classes: np.ndarray) -> Proposals:
@@ -181,6 +181,6 @@ def zhou_video_proposals(output: Mapping[str, np.ndarray], config: Any, classes:
     frame = softmax(output["cas"], axis=-1) * output["attention"][:, None]
     parts = []
     for c in np.asarray(classes, dtype=np.int64):
-        fused = fuse_proposals(class_proposals(frame[:, c], config.cas_thresholds), config.fusion_temperature)
+        fused = fuse_proposals(class_proposals(frame[:, c], config.own.cas_thresholds), config.own.fusion_temperature)
         parts.append((fused[:, 0], fused[:, 1], fused[:, 2], np.full(len(fused), c), np.full(len(fused), BASE)))
     return proposals_from_parts(parts)

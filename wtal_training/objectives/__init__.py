@@ -1,43 +1,36 @@
 """Training objectives: what the training loop steps (modules, optimizers, one ``step`` per
-iteration) and what it runs at test time (``inference_model``)."""
+iteration) and what it runs at test time (``inference_model``), chosen by the run's modules
+from the ``OBJECTIVES`` registry (:mod:`.registry`).
+
+Importing this package registers the built-in objectives: ``plain`` (:mod:`.plain`) and
+``mllm4wtal`` (:mod:`wtal_training.mllm4wtal`).
+"""
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Protocol
-
-import torch
-from torch import nn
+from typing import Any
 
 from wtal_common.errors import ConfigError
 
-from ..models.base import BaseMethod, Batch
+from .. import mllm4wtal  # noqa: F401  (registers the "mllm4wtal" objective)
+from ..models.base import BaseMethod
 from .plain import PlainObjective
+from .registry import OBJECTIVES, PLAIN, TrainingObjective, objective_for, register_objective
 
-log = logging.getLogger("wtal_training")
+
+def resolve_objective(config: Any) -> tuple[type[TrainingObjective], Any]:
+    """The run's objective class and its resolved settings: the one place a plug-in
+    configuration is resolved (a bad one is a ``ConfigError``, exit 2)."""
+    objective = objective_for(config.modules)
+    return objective, objective.resolve_settings(config)
 
 
-class TrainingObjective(Protocol):
-    """What the training loop trains: owns the modules and their optimizers.
-
-    ``step`` runs one training iteration (forward, backward, optimizer steps; any number of
-    phases) and returns scalar logs, "loss" among them.  ``inference_model`` is the only module
-    run at test time: for MLLM4WTAL the base method plus the localization head, never the text
-    branches.  ``state_dict`` / ``load_state_dict``: what a resumed run needs beyond the modules
-    and optimizers (None when nothing).
-    """
-
-    def modules(self) -> dict[str, nn.Module]: ...
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
-
-    def step(self, batch: Batch, iteration: int) -> dict[str, Any]: ...
-
-    def inference_model(self) -> nn.Module: ...
-
-    def state_dict(self) -> dict[str, Any] | None: ...
-
-    def load_state_dict(self, state: Any) -> None: ...
+def check_objective_config(config: Any, text_priors_dir: str | None) -> None:
+    """Refuse a bad plug-in setup before any data is loaded or any seed trained: unknown or
+    unwired modules, a bad plug-in option, or modules without text priors."""
+    objective, _ = resolve_objective(config)
+    if objective.needs_text_priors(config) and text_priors_dir is None:
+        raise ConfigError(f"modules {list(config.modules)} need text priors: pass --text-priors DIR")
 
 
 def build_objective(
@@ -48,42 +41,23 @@ def build_objective(
     seed: int = 0,
     data: Any = None,
 ) -> TrainingObjective:
-    """PlainObjective without plug-in modules, else the MLLM4WTAL objective.
-
-    ``seed`` is the protocol seed: the plug-ins' text sampling follows it, so seeds differ
-    in their text draws as they do in their batches.  ``data``: the run's data set (the
-    localization head's pseudo-labels are built from its training videos).
-    """
-    if not config.modules:
-        return PlainObjective(config, base_method, accelerator)
-    from ..mllm4wtal import build_mllm4wtal_objective
-
-    if text_priors is None:
-        raise ConfigError(f"modules {config.modules} need text priors: pass --text-priors DIR")
-    # The plug-in objective runs its own optimizers outside accelerate: no gradient averaging
-    # across processes and no autocast.  Refuse the first, say so for the second.
-    if accelerator is not None and accelerator.num_processes > 1:
-        raise ConfigError(
-            f"modules {config.modules} do not support multi-process training yet "
-            f"({accelerator.num_processes} processes): run them on one device"
-        )
-    if config.mixed_precision != "no":
-        log.warning(
-            "mixed_precision=%s is ignored with modules %s (they train in fp32)", config.mixed_precision, config.modules
-        )
-    return build_mllm4wtal_objective({**config.to_dict(), "seed": seed}, base_method, text_priors, config, data)
+    """The run's objective for one seed.  ``seed`` is the protocol seed (the plug-ins' text
+    sampling follows it, so seeds differ in their text draws as they do in their batches);
+    ``data``: the run's data set (the localization head's pseudo-labels come from it)."""
+    objective, settings = resolve_objective(config)
+    return objective.build(
+        config, settings, base_method, text_priors=text_priors, accelerator=accelerator, seed=seed, data=data
+    )
 
 
-def check_objective_config(config: Any, text_priors_dir: str | None) -> None:
-    """Refuse a bad plug-in setup before any data is loaded or any seed trained: modules
-    without text priors, or a bad ``mllm4wtal`` option (a typo there would otherwise be
-    ignored by a baseline run, or fail only once training starts)."""
-    if config.modules and text_priors_dir is None:
-        raise ConfigError(f"modules {config.modules} need text priors: pass --text-priors DIR")
-    if config.modules or config.mllm4wtal:
-        from ..mllm4wtal import resolve_config
-
-        resolve_config(config)
-
-
-__all__ = ["PlainObjective", "TrainingObjective", "build_objective", "check_objective_config"]
+__all__ = [
+    "OBJECTIVES",
+    "PLAIN",
+    "PlainObjective",
+    "TrainingObjective",
+    "build_objective",
+    "check_objective_config",
+    "objective_for",
+    "register_objective",
+    "resolve_objective",
+]

@@ -9,23 +9,63 @@ import torch
 from torch import nn
 
 from ..models.base import BaseMethod, Batch
+from .registry import PLAIN, register_objective
 
 
+@register_objective(PLAIN)
 class PlainObjective:
     """A base method without plug-ins (``modules: []``); through accelerate, so one GPU, several
-    (gradients averaged) or the CPU run the same code, with autocast when mixed precision is on."""
+    (gradients averaged) or the CPU run the same code, with autocast when mixed precision is on.
+    It has no settings of its own (the ``optimiser`` section is the run's)."""
+
+    test_outputs: tuple[str, ...] = ()
 
     def __init__(self, config: Any, base_method: BaseMethod, accelerator: Any = None) -> None:
-        self.config = config
         self.base_method = base_method
         self.accelerator = accelerator
+        self.grad_clip = float(config.optimiser.grad_clip)
         self.optimizer = torch.optim.Adam(
-            base_method.parameters(), lr=config.lr, weight_decay=config.weight_decay, **base_method.optimizer_options()
+            base_method.parameters(),
+            lr=config.optimiser.lr,
+            weight_decay=config.optimiser.weight_decay,
+            **base_method.optimizer_options(),
         )
         self.model: nn.Module = base_method
         if accelerator is not None:
             self.model, self.optimizer = accelerator.prepare(base_method, self.optimizer)
 
+    # -- the contract's class-level hooks (objectives/registry.py) --------------------------
+    @classmethod
+    def module_names(cls) -> tuple[str, ...]:
+        return ()
+
+    @classmethod
+    def resolve_settings(cls, config: Any) -> None:
+        return None
+
+    @classmethod
+    def needs_text_priors(cls, config: Any) -> bool:
+        return False
+
+    @classmethod
+    def build(
+        cls,
+        config: Any,
+        settings: Any,
+        base_method: BaseMethod,
+        *,
+        text_priors: Any = None,
+        accelerator: Any = None,
+        seed: int = 0,
+        data: Any = None,
+    ) -> PlainObjective:
+        return cls(config, base_method, accelerator)
+
+    @classmethod
+    def build_inference_model(cls, config: Any, base_method: BaseMethod) -> nn.Module:
+        return base_method
+
+    # -- one run ------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
         return {"base": self.base_method}
 
@@ -53,11 +93,11 @@ class PlainObjective:
         self.optimizer.zero_grad(set_to_none=True)
         if self.accelerator is not None:
             self.accelerator.backward(loss)
-            if self.config.grad_clip > 0:
-                self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            if self.grad_clip > 0:
+                self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         else:
             loss.backward()
-            if self.config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            if self.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         return {"loss": loss.detach(), **parts}
