@@ -7,8 +7,10 @@ import copy
 import functools
 import hashlib
 import json
+import os
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,14 +20,13 @@ from snakemake.utils import min_version, update_config, validate
 
 min_version("9.0")
 
-# The stage packages' own defaults take part in the rerun triggers (below): imported from
-# the repository root, as the rules' `python -m` finds them; neither import loads torch.
-sys.path.insert(0, str(Path(workflow.basedir).parent))
-from prior_generation.settings import DEFAULTS as GENERATION_DEFAULTS  # noqa: E402
-from wtal_training.config import DEFAULTS_FILE as TRAINING_DEFAULTS_FILE  # noqa: E402
-from wtal_training.config import default_config  # noqa: E402
-
-TRAINING_FAMILIES = sorted((yaml.safe_load(TRAINING_DEFAULTS_FILE.read_text()) or {}).get("families") or {})
+# The stage packages' own defaults take part in the rerun triggers (below).  They are read
+# from the packages' YAML files, never by importing package code into Snakemake's process.
+REPOSITORY = Path(workflow.basedir).parent
+GENERATION_DEFAULTS = yaml.safe_load((REPOSITORY / "prior_generation/defaults.yaml").read_text())
+TRAINING_DEFAULTS = yaml.safe_load((REPOSITORY / "wtal_training/configs/defaults.yaml").read_text())
+TRAINING_SCHEMA = yaml.safe_load((REPOSITORY / "wtal_training/configs/train_config.schema.yaml").read_text())
+TRAINING_FAMILIES = sorted(TRAINING_DEFAULTS.get("families") or {})
 
 
 def typed_config_overrides(config_args):
@@ -299,11 +300,40 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def training_defaults_digest(method):
-    """A fingerprint of `method`'s training defaults (wtal_training/configs/defaults.yaml,
-    every data-set family, the MLLM4WTAL branches included): a train job's param, so that
-    changing a default of that method reruns its trainings; other methods' runs are kept."""
-    values = {family: default_config(family=family, method=method) for family in TRAINING_FAMILIES}
+def _merged(base, over):
+    """Deep merge of two YAML documents (mappings key by key, anything else replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def training_defaults(family, method, modules):
+    """What wtal_training/configs/defaults.yaml gives a run of `method` on `family`: its layers
+    (base < methods.<method> < families.<family>.common < families.<family>.<method>), without
+    the sections of other methods, and without the plug-in objectives' sections (the schema's
+    `x-section: objective`) when the run has no modules: what the run reads."""
+    families = TRAINING_DEFAULTS.get("families") or {}
+    doc = {}
+    for layer in (
+        TRAINING_DEFAULTS.get("base"),
+        (TRAINING_DEFAULTS.get("methods") or {}).get(method),
+        (families.get(family) or {}).get("common"),
+        (families.get(family) or {}).get(method),
+    ):
+        doc = _merged(doc, layer)
+    kinds = {name: node.get("x-section") for name, node in TRAINING_SCHEMA["properties"].items()}
+    unused = {name for name, kind in kinds.items() if kind == "method" and name != method}
+    unused |= {name for name, kind in kinds.items() if kind == "objective" and not modules}
+    return {key: value for key, value in doc.items() if key not in unused}
+
+
+def training_defaults_digest(method, modules):
+    """A fingerprint of the training defaults a run of `method` (with or without `modules`)
+    reads, every data-set family: a train job's param, so that changing one of them reruns
+    exactly the trainings that read it (a DELU default: DELU's; a plug-in default: the runs
+    with modules); other runs are kept."""
+    values = {family: training_defaults(family, method, modules) for family in TRAINING_FAMILIES}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -374,17 +404,15 @@ def _needed_videos(dataset, all_subsets):
         if gt.is_file():
             database = json.loads(gt.read_text())["database"]
             return sorted(v for v, e in database.items() if all_subsets or e.get("subset") == "train")
-        from wtal_data.ingest_common import get_preset
-        from wtal_data.ingest_wtalc import WtalcFolder
-
-        preset = get_preset(dataset)
-        folder = WtalcFolder.read(Path(DATASETS[dataset]["annotations"]))
-        return sorted(
-            v
-            for i, v in enumerate(folder.video_ids)
-            if all_subsets or preset.subset_map.get(folder.original_subset(i, v, preset)) == "train"
-        )
-    except (OSError, ValueError, KeyError, TypeError):  # DatasetError is a ValueError
+        command = [sys.executable, "-m", "wtal_data", "videos", "--dataset", dataset]
+        command += ["--annotations", DATASETS[dataset]["annotations"], *([] if all_subsets else ["--subset", "train"])]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
+        }
+        listed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        return json.loads(listed.stdout) if listed.returncode == 0 else None
+    except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
         return None
 
 
@@ -573,16 +601,16 @@ def generate_params(wildcards):
     own = m.get("priors") or {}
     g = GENERATION_DEFAULTS
     p = {
-        "num_frames": g.num_frames,
-        "max_new_tokens_key": g.max_new_tokens_key,
-        "max_new_tokens_complete": g.max_new_tokens_complete,
-        "seed": g.seed,
+        "num_frames": g["num_frames"],
+        "max_new_tokens_key": g["max_new_tokens_key"],
+        "max_new_tokens_complete": g["max_new_tokens_complete"],
+        "seed": g["seed"],
         **config["priors"],
         **own,
     }
     p["prompts"] = {
-        "key": g.prompt_key,
-        "complete": g.prompt_complete,
+        "key": g["prompt_key"],
+        "complete": g["prompt_complete"],
         **(config["priors"].get("prompts") or {}),
         **(own.get("prompts") or {}),
     }
