@@ -76,3 +76,61 @@ def make_toy_dataset(
     )
     write_ground_truth(directory, gt)
     return directory
+
+
+def make_activitynet_toy(directory: str | Path, num_classes: int = 3, feature_dim: int = 16, seed: int = 0) -> Path:
+    """An ActivityNet-shaped toy set (family ``activitynet``): 1-2 instances per video that
+    cover 60-90 % of it, plus the real set's edge cases: a test video whose only extra segment
+    is zero-length, and a test segment that ends 0.3 s past the video's duration.
+
+    Built on :func:`make_toy_dataset`'s writers and feature recipe, with the segments (and
+    the action signal) rewritten to ActivityNet's proportions."""
+    directory = Path(directory)
+    rng = np.random.default_rng(seed)
+    make_toy_dataset(
+        directory,
+        num_classes=num_classes,
+        num_train=18,
+        num_test=9,
+        feature_dim=feature_dim,
+        length_range=(60, 140),
+        signal=0.0,
+        seed=seed,
+        name="toy-activitynet",
+        family="activitynet",
+    )
+    from wtal_data.canonical import FeatureStore, load_ground_truth
+
+    gt = load_ground_truth(directory)
+    store = FeatureStore.open(directory)
+    prototypes = rng.normal(size=(num_classes, feature_dim)).astype(np.float32)
+    features = {}
+    for vid, entry in sorted(gt["database"].items()):
+        x = np.array(store[vid], dtype=np.float32)
+        length, c = x.shape[0], gt["classes"].index(entry["labels"][0])
+        pieces = [(0.05, 0.85)] if rng.random() < 0.5 else [(0.02, 0.40), (0.50, 0.90)]
+        entry["annotations"] = []
+        for a, b in pieces:
+            s, e = int(a * length), int(b * length)
+            x[s:e] += 3.0 * prototypes[c]
+            entry["annotations"].append(
+                {"label": entry["labels"][0], "segment": [round(s * 0.64, 3), round(e * 0.64, 3)]}
+            )
+        features[vid] = x
+    tests = sorted(v for v, e in gt["database"].items() if e["subset"] == "test")
+    first, second = gt["database"][tests[0]], gt["database"][tests[1]]
+    first["annotations"].append({"label": first["labels"][0], "segment": [0.0, 0.0]})
+    features[tests[1]][int(0.9 * len(features[tests[1]])) :] += (
+        3.0 * prototypes[gt["classes"].index(second["labels"][0])]
+    )
+    second["annotations"].append(
+        {
+            "label": second["labels"][0],
+            "segment": [round(0.9 * second["duration"], 3), round(second["duration"] + 0.3, 3)],
+        }
+    )
+    write_features(
+        directory, features, modalities={"rgb": (0, feature_dim // 2), "flow": (feature_dim // 2, feature_dim)}
+    )
+    write_ground_truth(directory, gt)
+    return directory

@@ -849,13 +849,20 @@ def _average_key(averages):
     return "0.1:0.7" if "0.1:0.7" in averages else next(iter(averages))
 
 
+# `--set` keys that make another method of KSM + CSR: the Table 5 ablations (other texts) and
+# a run without the localization head.  Schedule knobs (mllm4wtal.lr, widths) do not: the
+# ActivityNet-shaped CPU study sets the branches' lr to its base's (config/config.yaml).
+METHOD_CHANGING_SETS = ("mllm4wtal.ksm_text=", "mllm4wtal.csr_text=", "mllm4wtal.loc_head=")
+
+
 def is_papers_method(training, inference):
     """Whether an experiment is the paper's method: KSM and CSR on a base method, their texts
-    as the paper has them (no `mllm4wtal.*` override: those are the Table 5 ablations), and
-    the localization head's proposals (not an inference-only diagnostic)."""
+    as the paper has them (no `mllm4wtal.ksm_text`/`csr_text` override: those are the Table 5
+    ablations), its localization head, and the head's proposals (not an inference-only
+    diagnostic)."""
     if not training or not {"ksm", "csr"} <= set(training.get("modules") or []):
         return False
-    if any(str(item).startswith("mllm4wtal.") for item in training.get("set") or []):
+    if any(str(item).startswith(METHOD_CHANGING_SETS) for item in training.get("set") or []):
         return False
     return not inference or inference.get("proposal_source") in ("auto", "head")
 

@@ -10,7 +10,7 @@ descriptions can only be completed by looking at the video.
 
 CLI (wired by ``python -m wtal_data synth``)::
 
-    --config config/synthetic.yaml --size full|demo --seed N
+    --config config/synthetic.yaml --size full|demo|subset --seed N
     --structure data/thumos14/canonical/ground_truth.json --output data/thumos14-synth
     [--videos/--no-videos] [--log FILE]
 """
@@ -29,6 +29,7 @@ from ..canonical import DatasetError, load_ground_truth
 from .build import DATASET_NAMES, generate_dataset, select_demo_videos
 from .describer import describe
 from .scripts import SCRIPTS_FILE, load_config
+from .subsets import SIZES, select_subset_videos
 
 __all__ = [
     "add_synth_arguments",
@@ -37,6 +38,8 @@ __all__ = [
     "synth",
     "generate_dataset",
     "select_demo_videos",
+    "select_subset_videos",
+    "SIZES",
     "describe",
     "load_config",
     "DATASET_NAMES",
@@ -53,10 +56,11 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="generator parameters (frozen YAML)")
     parser.add_argument(
         "--size",
-        choices=sorted(DATASET_NAMES),
+        choices=sorted(SIZES),
         default="full",
         help="full: every video of the structure (thumos14-synth; thumos14-vd with config/synthetic_vd.yaml); "
-        "demo: the shortest videos of each class (config demo.*)",
+        "demo: the shortest videos of each class (config demo.*); subset: a seeded draw per class "
+        "(config subset.*; activitynet12-vd with config/synthetic_anet.yaml)",
     )
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the config's)")
     parser.add_argument(

@@ -3,7 +3,8 @@
 The structure (videos, durations, subsets, segments, classes) is copied from a real
 canonical ground truth; only what the videos *show* is generated.  Output::
 
-    DIR/canonical/ground_truth.json   dataset "thumos14-synth" or "demo", "synthetic": true
+    DIR/canonical/ground_truth.json   dataset "thumos14-synth", "demo" (or the config's
+                                      dataset_names), "synthetic": true
     DIR/canonical/features.npy        + features_index.json (canonical.write_features)
     DIR/canonical/scripts.json        what each video shows (schema in .scripts)
     DIR/videos/{video_id}.mp4         rendered from the script (optional)
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from ..canonical import DatasetError, atomic_write_json, dataset_family, write_features, write_ground_truth
 from .generate import FeatureModel
 from .scripts import SCRIPTS_FILE, StateTable, Timeline, build_video, class_scripts
+from .subsets import SIZES, select_subset_videos, subset_spec
 
 log = logging.getLogger(__name__)
 DATASET_NAMES = {"full": "thumos14-synth", "demo": "demo"}
@@ -139,8 +141,8 @@ def _generate_dataset(
     vectors=None,
 ) -> dict[str, Any]:
     """Write the synthetic set under ``output``; return a summary (counts, sizes, seconds)."""
-    if size not in DATASET_NAMES:
-        raise DatasetError(f"--size {size!r}: must be one of {sorted(DATASET_NAMES)}")
+    if size not in SIZES:
+        raise DatasetError(f"--size {size!r}: must be one of {sorted(SIZES)}")
     name = dataset_name(cfg, size)
     seed = int(cfg["seed"] if seed is None else seed)
     videos = (size == "demo") if videos is None else videos
@@ -150,11 +152,7 @@ def _generate_dataset(
 
     if size == "demo":
         cfg = demo_config(cfg)
-    ids = (
-        select_demo_videos(structure, int(cfg["demo"]["train_per_class"]), int(cfg["demo"]["test_per_class"]))
-        if size == "demo"
-        else sorted(structure["database"])
-    )
+    ids = chosen_videos(structure, cfg, size)
     scripted = script_videos(structure, cfg, ids, seed, vectors, progress)
     seconds = {"scripts": time.perf_counter() - started}
 
@@ -173,6 +171,15 @@ def _generate_dataset(
     summary = _summary(structure, name, ids, scripted.records, output, videos, seconds)
     log.info("generated %s", summary)
     return summary
+
+
+def chosen_videos(structure: Mapping[str, Any], cfg: Mapping[str, Any], size: str) -> list[str]:
+    """The videos a size generates: all (``full``), the demo's, or the config's seeded ``subset``."""
+    if size == "demo":
+        return select_demo_videos(structure, int(cfg["demo"]["train_per_class"]), int(cfg["demo"]["test_per_class"]))
+    if size == "subset":
+        return select_subset_videos(structure, *subset_spec(cfg))
+    return sorted(structure["database"])
 
 
 def script_videos(

@@ -18,8 +18,11 @@ word) with ``wrong_prob``.  Defaults come from ``scripts["describer"]`` (copied 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from .scripts import rng_for
 
@@ -113,7 +116,32 @@ def describe(
     if params.get("style") == "video-dependent":
         from .describer_vd import describe_vd
 
-        return describe_vd(scripts, video_id, class_name, kind, seed, params, phases, context, noisy, rng)
+        text = describe_vd(scripts, video_id, class_name, kind, seed, params, phases, context, noisy, rng)
+        return with_subject(text, params)
+    return with_subject(_describe_script(scripts, class_name, kind, params, phases, context, noisy, rng), params)
+
+
+def with_subject(text: str, params: Mapping[str, Any]) -> str:
+    """The text with its templates' performer ("the athlete") named as ``params["subject"]``.
+
+    THUMOS14's classes are sports; ActivityNet's are mostly everyday activities (washing
+    dishes, ironing clothes), where an MLLM says "the person".  The word is the same in every
+    description of a set, so it carries no class information either way."""
+    subject = str(params.get("subject", "athlete"))
+    return text if subject == "athlete" else re.sub(r"\bathlete\b", subject, text)
+
+
+def _describe_script(
+    scripts: Mapping[str, Any],
+    class_name: str,
+    kind: str,
+    params: Mapping[str, Any],
+    phases: list[str],
+    context: list[str],
+    noisy: Callable[[list[str]], list[str]],
+    rng: np.random.Generator,
+) -> str:
+    """The script-only describer (``thumos14-synth``, ``demo``): phases and context, no facts."""
     script = {p["word"]: p for p in scripts["classes"][class_name]["phases"]}
     if kind == "key":
         n = int(params.get("key_phases", 2))

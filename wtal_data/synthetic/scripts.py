@@ -34,6 +34,8 @@ the renderer and the describer all read it, so text, video and features tell one
     }
 
 Event times are seconds on the 25 fps frame grid; events tile [0, num_snippets * 0.64).
+Every ground-truth segment is an instance, unchanged; a zero-length one shows nothing
+(``"amplitude": 0.0, "phases": []``), one past the end is painted up to the grid's end.
 
 Video-dependent sets (``thumos14-vd``, a config with ``video_facts``) add the config's
 ``video_facts`` section at top level and, per video, ``"facts": {"<Class>": {"performer":
@@ -97,6 +99,9 @@ def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 
     A second benchmark shares the frozen class scripts and most settings of the first, so
     its config names only what differs.  Mappings merge key by key; other values replace.
+    ``replace: [field, ...]`` takes those top-level mappings whole from this file: a set on
+    another real structure (``activitynet12-vd``) keeps the noise model but not the other
+    set's class scripts, which a key-by-key merge would carry along.
     """
     if not path.exists():
         raise SynthConfigError(f"{path}: synthetic config not found")
@@ -109,9 +114,17 @@ def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise SynthConfigError(f"{path}: expected a mapping at top level")
     base = cfg.pop("extends", None)
+    replace = cfg.pop("replace", [])
     if base is None:
         return cfg
-    return _merge(_read_with_base(path.parent / str(base), (*seen, path.resolve())), cfg)
+    if not (isinstance(replace, list) and all(isinstance(k, str) for k in replace)):
+        raise SynthConfigError(f"{path}: replace: expected a list of top-level field names")
+    missing = [key for key in replace if key not in cfg]
+    if missing:
+        raise SynthConfigError(f"{path}: replace: {missing} are not fields of this file")
+    merged = _merge(_read_with_base(path.parent / str(base), (*seen, path.resolve())), cfg)
+    merged.update({key: cfg[key] for key in replace})
+    return merged
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,8 +272,12 @@ def build_video(
         t += length
 
     annotations = sorted(entry.get("annotations", []), key=lambda a: (float(a["segment"][0]), float(a["segment"][1])))
+    # Zero-length segments (10 in ActivityNet1.2, none in THUMOS14) stay in the ground truth as
+    # the real set has them, but show nothing: no phase, no context, no facts.  Segments past
+    # the end are painted up to the snippet grid's end (_paint clips), as features would be.
+    visible = [a for a in annotations if float(a["segment"][1]) > float(a["segment"][0])]
     # 2. class context around every instance (painted before any phase: never hides an action)
-    for ann in annotations:
+    for ann in visible:
         label, (s, e) = ann["label"], (float(ann["segment"][0]), float(ann["segment"][1]))
         context = scripts[label]["context"]
         for side in ("context_before", "context_after"):
@@ -276,9 +293,12 @@ def build_video(
     # 3. phases inside every ground-truth segment
     instances = []
     conc = float(structure["phase_duration_concentration"])
-    facts = draw_video_facts(video_id, annotations, cfg, seed) if "video_facts" in cfg else None
+    facts = draw_video_facts(video_id, visible, cfg, seed) if "video_facts" in cfg else None
     for i, ann in enumerate(annotations):
         label, (s, e) = ann["label"], (float(ann["segment"][0]), float(ann["segment"][1]))
+        if e <= s:
+            instances.append({"label": label, "segment": [s, e], "amplitude": 0.0, "phases": []})
+            continue
         phases = [p for p in scripts[label]["phases"] if p["key"] or rng.random() >= structure["skip_phase_prob"]]
         if facts is not None:
             phases = with_video_facts(phases, facts[label], cfg["video_facts"])
@@ -312,8 +332,9 @@ def draw_video_facts(
     """Per class of the video: who performs it and how (video-dependent sets only).
 
     Drawn from a generator of its own, so the rest of the script is drawn as in the set
-    without facts.  ``count`` is the number of ground-truth instances of the class (the
-    real structure's repetitions).  Every instance of a class shows the same facts: one
+    without facts.  ``annotations``: the instances the video shows (zero-length ones left
+    out by the caller: a class seen nowhere has no performer); ``count`` is the number of
+    them of the class (the real structure's repetitions).  Every instance of a class shows the same facts: one
     performer, one manner, one habit of optional phases per video.
     """
     spec = cfg["video_facts"]
