@@ -99,7 +99,7 @@ def main() -> None:
     t0 = time.perf_counter()
     from evaluation.detection import evaluate_detection
 
-    evaluate_detection(gt, preds, subset="test", tiou_thresholds=config.tiou_thresholds)
+    evaluate_detection(gt, preds, subset="test", tiou_thresholds=config.test.tiou_thresholds)
     map_s = time.perf_counter() - t0
     name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
