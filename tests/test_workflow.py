@@ -280,7 +280,7 @@ def test_headline_of_an_experiment_that_is_not_the_papers_method(done):
     (done / DEMO).unlink()
     try:
         out = run(done, "--cores", "1", DEMO, *extra).stdout
-        assert "  experiment delu-baseline (DELU alone): " in out and "over 5 seeds" in out
+        assert "  experiment delu-baseline (DELU alone): " in out and "over 8 seeds" in out
         assert "  reference untrained (DELU alone, not trained: " in out
         assert "  experiment delu-baseline is not the paper's method" in out
     finally:
