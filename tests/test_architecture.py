@@ -170,12 +170,14 @@ def test_the_cycle_test_sees_a_lazy_cycle(tmp_path, monkeypatch):
     assert import_cycles(graph) == [["pkg.a", "pkg.b"]]
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_no_module_over_500_lines(package):
-    """One job per module: a module past 500 lines holds more than one."""
+@pytest.mark.parametrize("folder", [*PACKAGES, "tests", "benchmarks", "workflow"])
+def test_no_module_over_500_lines(folder):
+    """One job per module: a module past 500 lines holds more than one.  The tests, the
+    benchmarks and the workflow's rule files (``.smk``) count too."""
+    files = [*(REPO / folder).rglob("*.py"), *(REPO / folder).rglob("*.smk")]
     long = {
         str(p.relative_to(REPO)): n
-        for p in sorted((REPO / package).rglob("*.py"))
+        for p in sorted(files)
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
     }
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
