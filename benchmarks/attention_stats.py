@@ -44,9 +44,10 @@ import numpy as np
 import torch
 
 from wtal_data.canonical import load_ground_truth
-from wtal_training.engine import infer, load_data
+from wtal_training.data import load_data
+from wtal_training.inference import infer
 from wtal_training.mllm4wtal.common import ConvAttention
-from wtal_training.resume import RESUME_FILE
+from wtal_training.seed_run import RESUME_FILE
 from wtal_training.trained_model import load_trained_model
 
 

@@ -42,8 +42,8 @@ import torch
 import yaml
 
 from wtal_training.config import build_config
-from wtal_training.mllm4wtal import build_mllm4wtal_objective
 from wtal_training.models import BASE_METHODS, Batch
+from wtal_training.objectives import build_objective
 from wtal_training.sampler import DeviceFeatureSet
 
 
@@ -222,14 +222,11 @@ def main() -> None:
     base2 = BASE_METHODS[args.method](args.feature_dim, args.classes).to(device)
     store = _GeneratedStore(args.train_videos, args.feature_dim, args.classes)
     train = _TrainSet(DeviceFeatureSet(store, store.gt, sorted(store.features), device), store.gt)
-    train_config = build_config(
-        args.method, "thumos14", sets=[f"max_seqlen={args.length}", f"batch_size={args.batch_size}"], iterations=1000
-    )
+    sets = [f"max_seqlen={args.length}", f"batch_size={args.batch_size}"]
+    train_config = build_config(args.method, "thumos14", sets=sets, iterations=1000, modules=["ksm", "csr"])
     # the head learns from iteration 1 here (its warm-up would hide its cost)
-    widths = {**widths, "loc_warmup": 0.0}
-    objective = build_mllm4wtal_objective(
-        {"modules": ["ksm", "csr"], "mllm4wtal": widths}, base2, priors, train_config, train
-    )
+    train_config = train_config.updated({"mllm4wtal": {**widths, "loc_warmup": 0.0}}, "benchmark widths")
+    objective = build_objective(train_config, base2, priors, data=train)
     full_iterations = iter(range(1, 10**9))
 
     def full_step():

@@ -17,9 +17,10 @@ import torch
 
 from wtal_data.canonical import FeatureStore
 from wtal_training.config import build_config
-from wtal_training.engine import BaseObjective, infer
+from wtal_training.inference import infer
 from wtal_training.models import build_base_method
 from wtal_training.models.base import inference_snippet_budget
+from wtal_training.objectives import PlainObjective
 from wtal_training.postprocess import predictions_from_outputs
 from wtal_training.sampler import BatchSampler, DeviceFeatureSet
 
@@ -73,7 +74,7 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     config = build_config(args.method, "thumos14", sets=["data.max_seqlen=320"], iterations=max(args.iterations, 1))
     model = build_base_method(config, args.feature_dim, 20).to(args.device)
-    objective = BaseObjective(config, model)
+    objective = PlainObjective(config, model)
     sampler = BatchSampler(train, 10, 3, 320, seed=0)
     for it in range(1, 4):  # warm-up
         objective.step(sampler.sample(), it)
@@ -98,7 +99,7 @@ def main() -> None:
     t0 = time.perf_counter()
     from evaluation.detection import evaluate_detection
 
-    evaluate_detection(gt, preds, subset="test", tiou_thresholds=config.tiou_thresholds)
+    evaluate_detection(gt, preds, subset="test", tiou_thresholds=config.test.tiou_thresholds)
     map_s = time.perf_counter() - t0
     name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"

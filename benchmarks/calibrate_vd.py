@@ -62,7 +62,7 @@ def headline_range(data: Path) -> str:
     from wtal_training.config import default_config
 
     gt = load_ground_truth(data)
-    thresholds = default_config(family=dataset_family(gt, str(data)))["tiou_thresholds"]
+    thresholds = default_config(family=dataset_family(gt, str(data))).test.tiou_thresholds
     return f"{min(thresholds):g}:{max(thresholds):g}"
 
 

@@ -32,7 +32,7 @@ step() {
 step 60 bash -c 'nvidia-smi -L; python3 --version; python3 -c "
 import torch, transformers, numpy
 print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available(), \"transformers\", transformers.__version__, \"numpy\", numpy.__version__)
-import wtal_training.engine, prior_generation.generate, evaluation.detection, decord
+import wtal_training.training, prior_generation.generate, evaluation.detection, decord
 print(\"project packages import\")"'
 
 if [ "${SMOKE:-0}" = 1 ]; then

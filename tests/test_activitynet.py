@@ -35,14 +35,15 @@ def test_activitynet_family_settings_and_the_same_post_processing():
     post = ("class_threshold", "num_thresholds", "outer_ratio", "gamma_oic", "nms_sigma", "min_proposal_length")
     for method in ("delu", "co2net", "ddgnet"):
         anet, thumos = build_config(method, "activitynet"), build_config(method, "thumos14")
-        assert [getattr(anet, f) for f in post] == [getattr(thumos, f) for f in post], method
-        assert (anet.max_seqlen, anet.k, anet.pool_t, anet.lr) == (60, 5.0, 5, 3e-5), method
-        assert tuple(anet.tiou_thresholds) == pytest.approx(ANET_TIOU)
+        assert [anet.test[f] for f in post] == [thumos.test[f] for f in post], method
+        assert (anet.data.max_seqlen, anet.model.k, anet.model.pool_t, anet.optimiser.lr) == (60, 5.0, 5, 3e-5)
+        assert tuple(anet.test.tiou_thresholds) == pytest.approx(ANET_TIOU)
     delu = build_config("delu", "activitynet")
-    assert (delu.edl_form, delu.alpha_edl, delu.rat_atn, delu.num_thresholds) == ("relu_mse", 1.2, 5.0, 20)
-    assert build_config("um", "activitynet").max_seqlen == 50  # UM's T = 50
+    assert (delu.own.edl_form, delu.own.alpha_edl, delu.own.rat_atn) == ("relu_mse", 1.2, 5.0)
+    assert delu.test.num_thresholds == 20
+    assert build_config("um", "activitynet").data.max_seqlen == 50  # UM's T = 50
     # the ANT pooling: a mean filter of (60 // 5) | 1 = 13 snippets on the CAS and attention
-    model = BASE_METHODS["delu"](16, 3, **{f: getattr(delu, f) for f in BASE_METHODS["delu"].hyperparameters})
+    model = BASE_METHODS["delu"](16, 3, **BASE_METHODS["delu"].hyperparameters_of(delu))
     assert model.pool_kernel == 13
 
 
@@ -161,7 +162,7 @@ def test_each_base_method_trains_and_scores_at_activitynet_thresholds(anet_toy, 
     assert list(scored["average_mAP"]) == ["0.5:0.95"] and 0.0 <= scored["average_mAP"]["0.5:0.95"] <= 1.0
     record = json.loads((out / "results.json").read_text())
     assert record["config"]["family"] == "activitynet"
-    assert record["config"]["max_seqlen"] == (50 if method == "um" else 60)
+    assert record["config"]["data"]["max_seqlen"] == (50 if method == "um" else 60)
     preds = json.loads((out / "seed0" / "predictions.json").read_text())["results"]
     gt = load_ground_truth(anet_toy)
     for vid, items in preds.items():  # detections stay inside the video, in seconds

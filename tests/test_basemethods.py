@@ -14,18 +14,21 @@ import torch
 import yaml
 from helpers.mllm4wtal_fakes import FakeTextPriors
 from helpers.toy_data import make_toy_dataset
+from helpers.training_configs import TINY_BRANCHES, fast_sets
 
 from wtal_training import losses
 from wtal_training.config import build_config
-from wtal_training.engine import infer, load_data, train_seed
+from wtal_training.data import load_data
+from wtal_training.inference import infer
 from wtal_training.models import BASE_METHODS, build_base_method
 from wtal_training.models.ddgnet import DDGNet, similarity_graph
 from wtal_training.models.um import normalised_magnitude, um_losses
 from wtal_training.models.um_postprocess import hard_nms, upsample
 from wtal_training.postprocess import predictions_from_outputs
+from wtal_training.training import train_seed
 
 torch.set_num_threads(1)
-FAST = ["max_seqlen=48", "lr=1e-3", "log_every=2", "checkpoint_every=2", "num_timeline_videos=0"]
+FAST = fast_sets(max_seqlen=48, log_every=2, checkpoint_every=2, timelines=0, dropout_ratio=0.7)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -147,9 +150,10 @@ def test_ddgnet_forward_shapes_and_padding_mask():
 def test_ddgnet_loss_adds_the_two_terms_with_their_weights():
     torch.manual_seed(0)
     config = build_config("ddgnet", "thumos14")
-    assert (config.alpha5, config.alpha6, config.num_thresholds, config.min_proposal_length) == (3.2, 1.0, 10, 0.0)
+    own, test = config.own, config.test
+    assert (own.alpha5, own.alpha6, test.num_thresholds, test.min_proposal_length) == (3.2, 1.0, 10, 0.0)
     anet = build_config("ddgnet", "activitynet")
-    assert (anet.alpha5, anet.alpha6, anet.edl_form, anet.pool_t) == (1.7, 0.5, "relu_mse", 5)
+    assert (anet.own.alpha5, anet.own.alpha6, anet.own.edl_form, anet.model.pool_t) == (1.7, 0.5, "relu_mse", 5)
     from wtal_training.models.base import Batch
 
     model = build_base_method(config, 16, 3)
@@ -160,7 +164,7 @@ def test_ddgnet_loss_adds_the_two_terms_with_their_weights():
     total, parts = model.loss(model(x, batch.mask), batch, 10)
     torch.manual_seed(1)
     out = model(x, batch.mask)
-    expect_cl = config.alpha6 * losses.complementary_loss(out.cas, labels)
+    expect_cl = config.own.alpha6 * losses.complementary_loss(out.cas, labels)
     assert torch.allclose(parts["complementary"], expect_cl)
     assert set(parts) >= {"mil", "edl", "uct_guide", "feature_consistency", "complementary"}
     assert torch.allclose(total, sum(parts.values()), atol=1e-5)
@@ -281,8 +285,7 @@ def test_trains_and_evaluates_with_and_without_plugins(toy, tmp_path, method, mo
     config = build_config(method, "thumos14", sets=FAST, iterations=4, modules=modules)
     priors = None
     if modules:
-        config.mllm4wtal = {"text_dim": 16, "text_heads": 2, "n_context": 2, "csr_dim": 16, "csr_heads": 2}
-        config.mllm4wtal.update({"csr_layers": 1, "csr_ffn": 32, "loc_hidden": 16})
+        config = config.updated({"mllm4wtal": TINY_BRANCHES})
         priors = FakeTextPriors(classes=data.gt["classes"])
     result = train_seed(data, config, 0, tmp_path, text_priors=priors, progress=False)
     assert np.isfinite(result["average_mAP"]["0.1:0.7"])

@@ -49,8 +49,8 @@ def test_every_project_error_is_a_user_error():
     from wtal_data.synthetic.scripts import SynthConfigError
     from wtal_data.word_vectors import WordVectorError
     from wtal_training import config as training_config
-    from wtal_training import mllm4wtal
     from wtal_training.checkpoint import CheckpointError
+    from wtal_training.mllm4wtal import settings as plugin_settings
     from wtal_training.mllm4wtal.text_inputs import TextPriorError
 
     for cls in (PriorsFileError, TextPriorsError, DatasetError, WordVectorError, TextPriorError, EvaluationError):
@@ -58,7 +58,7 @@ def test_every_project_error_is_a_user_error():
     assert issubclass(CheckpointError, InputError) and not issubclass(CheckpointError, DatasetError)
     assert issubclass(SynthConfigError, ConfigError) and issubclass(SynthConfigError, DatasetError)
     # the trainer's and the plug-ins' config errors are one class
-    assert training_config.ConfigError is mllm4wtal.ConfigError is ConfigError
+    assert training_config.ConfigError is plugin_settings.ConfigError is ConfigError
     assert issubclass(ConfigError, UserError) and issubclass(UserError, ValueError)
 
 

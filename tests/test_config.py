@@ -1,10 +1,10 @@
 """Training config (schema, one home for defaults, --set), the canonical data schemas and the
 data-set family field."""
 
-import dataclasses
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -26,13 +26,7 @@ from wtal_data.canonical import (
 from wtal_data.ingest_wtalc import load_wtalc_annotations
 from wtal_training import config as config_module
 from wtal_training.cli import main as train_main
-from wtal_training.config import (
-    TrainConfig,
-    build_config,
-    config_from_dict,
-    default_config,
-    field_sections,
-)
+from wtal_training.config import build_config, config_from_dict, default_config, sections_of_kind
 from wtal_training.models import BASE_METHODS, build_base_method
 
 ROOT = config_module.CONFIG_DIR.parents[1]
@@ -129,8 +123,8 @@ def test_wrong_types_and_ranges_name_the_dotted_field(tmp_path):
         build_config("delu", "thumos14", sets=["data.batch_size=1.5"])
     with pytest.raises(ConfigError, match=r"'optimiser\.iterations': -1 is less than the minimum of 0"):
         build_config("delu", "thumos14", sets=["iterations=-1"])
-    with pytest.raises(ConfigError, match=r"'model\.uct_guide_order'"):
-        build_config("delu", "thumos14", sets=["model.uct_guide_order=sideways"])
+    with pytest.raises(ConfigError, match=r"'delu\.uct_guide_order'"):
+        build_config("delu", "thumos14", sets=["delu.uct_guide_order=sideways"])
     with pytest.raises(ConfigError, match=r"'data\.batch_size' 4 < 2 \* data\.num_similar 3"):
         build_config("delu", "thumos14", sets=["batch_size=4"])
     bad.write_text("lr: 1.0e-4\noptimiser: {lr: 2.0e-4}\n")
@@ -151,36 +145,97 @@ def test_bad_config_exits_2_before_any_data_loads(tmp_path):
 # -- --set -------------------------------------------------------------------------------------
 def test_set_accepts_dotted_and_flat_spellings():
     dotted = build_config(
-        "delu", "thumos14", sets=["optimiser.lr=1e-3", "model.k=8", "test.filter_ambiguous=true", "mllm4wtal.lambda1=2"]
+        "delu",
+        "thumos14",
+        sets=["optimiser.lr=1e-3", "model.k=8", "test.filter_ambiguous=true", "mllm4wtal.lambda1=2", "delu.rat_atn=4"],
+        modules=["ksm"],
     )
-    flat = build_config("delu", "thumos14", sets=["lr=1e-3", "k=8", "filter_ambiguous=yes", "mllm4wtal={lambda1: 2.0}"])
-    assert dotted.lr == flat.lr == 1e-3 and dotted.k == flat.k == 8.0
-    assert dotted.filter_ambiguous is flat.filter_ambiguous is True
-    assert dotted.mllm4wtal == flat.mllm4wtal == {"lambda1": 2.0}
-    later = build_config("delu", "thumos14", sets=["mllm4wtal.lambda1=2", "mllm4wtal.mu1=0.5", "lr=1e-3", "lr=2e-3"])
-    assert later.mllm4wtal == {"lambda1": 2.0, "mu1": 0.5} and later.lr == 2e-3  # merged key by key; last wins
-    assert build_config("delu", "thumos14", sets=["test.tiou_thresholds=[0.3, 0.5]"]).tiou_thresholds == [0.3, 0.5]
+    flat = build_config(
+        "delu",
+        "thumos14",
+        sets=["lr=1e-3", "k=8", "filter_ambiguous=yes", "mllm4wtal={lambda1: 2.0}", "rat_atn=4"],
+        modules=["ksm"],
+    )
+    assert dotted.optimiser.lr == flat.optimiser.lr == 1e-3 and dotted.model.k == flat.model.k == 8.0
+    assert dotted.test.filter_ambiguous is flat.test.filter_ambiguous is True
+    assert dotted.sections["mllm4wtal"].lambda1 == flat.sections["mllm4wtal"].lambda1 == 2.0
+    assert dotted.own.rat_atn == flat.own.rat_atn == 4.0
+    later = build_config(
+        "delu", "thumos14", sets=["mllm4wtal.lambda1=2", "mllm4wtal.mu1=0.5", "lr=1e-3", "lr=2e-3"], modules=["ksm"]
+    )
+    plugin = later.sections["mllm4wtal"]
+    assert (plugin.lambda1, plugin.mu1, plugin.lambda2) == (2.0, 0.5, 1.5)  # merged key by key over the defaults
+    assert later.optimiser.lr == 2e-3  # last wins
+    assert build_config("delu", "thumos14", sets=["test.tiou_thresholds=[0.3, 0.5]"]).test.tiou_thresholds == [0.3, 0.5]
     # explicit flags beat --set, --set beats the file
-    assert build_config("delu", "thumos14", sets=["optimiser.iterations=7"], iterations=3).iterations == 3
+    assert build_config("delu", "thumos14", sets=["optimiser.iterations=7"], iterations=3).optimiser.iterations == 3
 
 
 def test_nested_and_flat_config_files_agree(tmp_path):
     nested, flat = tmp_path / "nested.yaml", tmp_path / "flat.yaml"
     nested.write_text("optimiser: {lr: 2.0e-4}\ndata: {max_seqlen: 160}\nmllm4wtal: {text_dim: 128}\n")
     flat.write_text("lr: 2.0e-4\nmax_seqlen: 160\nmllm4wtal: {text_dim: 128}\n")
-    a, b = build_config("co2net", "thumos14", str(nested)), build_config("co2net", "thumos14", str(flat))
-    assert a == b and a.lr == 2e-4 and a.max_seqlen == 160 and a.mllm4wtal == {"text_dim": 128}
-    assert a.to_nested()["optimiser"]["lr"] == 2e-4 and a.to_nested()["data"]["max_seqlen"] == 160
+    a = build_config("co2net", "thumos14", str(nested), modules=["csr"])
+    b = build_config("co2net", "thumos14", str(flat), modules=["csr"])
+    assert a == b and a.optimiser.lr == 2e-4 and a.data.max_seqlen == 160 and a.sections["mllm4wtal"].text_dim == 128
+    assert a.to_dict()["optimiser"]["lr"] == 2e-4 and a.to_dict()["data"]["max_seqlen"] == 160
+
+
+def test_a_run_keeps_its_own_sections():
+    """Shared sections always, its method's own, the plug-in objective's only with modules:
+    no nullable field of another method in any config."""
+    shared = set(sections_of_kind("shared"))
+    for method in BASE_METHODS:
+        plain, plugins = build_config(method, "thumos14"), build_config(method, "thumos14", modules=["ksm"])
+        assert set(plain.sections) == shared | {method}
+        assert set(plugins.sections) == shared | {method} | set(sections_of_kind("objective"))
+        for config in (plain, plugins):
+            assert all(value is not None for name, section in config.sections.items() if name != "mllm4wtal"
+                       for value in section.values())  # fmt: skip
+
+
+# -- older spellings (format 1) ----------------------------------------------------------------
+def test_older_spellings_move_with_a_warning_or_say_why_they_cannot(tmp_path, caplog):
+    old = tmp_path / "old.yaml"
+    old.write_text("model: {alpha_edl: 1.1, k: 6.0}\ntest: {proposal_source: auto}\n")
+    with caplog.at_level(logging.WARNING, logger="wtal_training"):
+        config = build_config("delu", "thumos14", str(old))
+    assert config.own.alpha_edl == 1.1 and config.model.k == 6.0
+    assert "'model.alpha_edl' is spelled 'delu.alpha_edl' now" in caplog.text
+    assert "'test.proposal_source' is not a training setting any more" in caplog.text
+    with pytest.raises(
+        ConfigError, match=r"'model\.alpha_edl' is a setting of ddgnet, delu, not of the run's method um"
+    ):
+        build_config("um", "thumos14", str(old))
+    with pytest.raises(ConfigError, match=r"pass --proposal-source merge to `evaluate` or `predict`"):
+        build_config("delu", "thumos14", sets=["test.proposal_source=merge"])
+    with pytest.raises(ConfigError, match=r"'mllm4wtal\.modules' is not read any more: give it with --modules"):
+        build_config("delu", "thumos14", sets=["mllm4wtal.modules=[ksm]"])
+    zhou = build_config("zhou2023", "thumos14", sets=["model.warmup_epochs=3", "optimiser.lr_step_epochs=[1,2,3,4]"])
+    assert zhou.own.warmup_epochs == 3 and zhou.own.lr_step_epochs == [1, 2, 3, 4]
+
+
+def test_another_methods_section_is_not_used(tmp_path, caplog):
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("um: {r_act: 3.0}\ndelu: {rat_atn: 4.0}\n")
+    with caplog.at_level(logging.WARNING, logger="wtal_training"):
+        config = build_config("delu", "thumos14", str(shared))
+    assert config.own.rat_atn == 4.0 and "um" not in config.sections
+    assert "config section 'um' is not used: the run's method is delu" in caplog.text
 
 
 # -- one home for every default ----------------------------------------------------------------
+def _flat(config):
+    return {k: v for name, section in config.sections.items() if name != "mllm4wtal" for k, v in section.items()}
+
+
 @pytest.mark.parametrize(("family", "method"), sorted(PINNED))
 def test_defaults_are_the_published_values(family, method):
-    values = build_config(method, family).to_dict()
+    values = _flat(build_config(method, family))
     for name, expected in PINNED[(family, method)].items():
         assert values[name] == pytest.approx(expected), name
-    if method != "delu":  # DELU-only fields are not set for other methods
-        assert values["alpha_edl"] is None and values["uct_guide_order"] is None
+    if method != "delu":  # DELU's own fields are no field of the others
+        assert "alpha_edl" not in values and "uct_guide_order" not in values
 
 
 def test_no_default_is_written_twice_in_defaults_yaml():
@@ -198,58 +253,80 @@ def test_no_default_is_written_twice_in_defaults_yaml():
 
 def _leaves(doc, prefix=()):
     for key, value in doc.items():
-        if isinstance(value, dict) and value and key != "mllm4wtal":
+        if isinstance(value, dict) and value:
             yield from _leaves(value, (*prefix, key))
         elif not isinstance(value, dict):
             yield (*prefix, key), value
 
 
-def test_dataclass_fields_are_exactly_the_schema_fields():
-    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(field_sections())
+def test_every_method_has_a_section_and_every_family_defaults():
+    assert set(BASE_METHODS) <= set(sections_of_kind("method"))
     assert set(FAMILIES) == set(yaml.safe_load(config_module.DEFAULTS_FILE.read_text())["families"])
 
 
 def test_models_and_trainconfig_take_their_values_from_defaults_yaml(tmp_path, monkeypatch):
-    """Edit a copy of defaults.yaml: TrainConfig(), build_config and the bare model
-    constructors all follow it, so no default is hidden anywhere else."""
+    """Edit a copy of defaults.yaml: default_config, build_config, the plug-in settings and the
+    bare model constructors all follow it, so no default is hidden anywhere else."""
+    from wtal_training.mllm4wtal import resolve_settings
+
     doc = yaml.safe_load(config_module.DEFAULTS_FILE.read_text())
     doc["base"]["model"]["alpha1"] = 0.123
     doc["base"]["test"]["nms_sigma"] = 0.77
-    doc["families"]["thumos14"]["delu"]["model"]["rat_atn"] = 4.5
+    doc["base"]["mllm4wtal"]["lambda2"] = 0.25
+    doc["families"]["thumos14"]["delu"]["delu"]["rat_atn"] = 4.5
     doc["families"]["thumos14"]["co2net"]["data"]["max_seqlen"] = 96
     edited = tmp_path / "defaults.yaml"
     edited.write_text(yaml.safe_dump(doc))
     monkeypatch.setattr(config_module, "DEFAULTS_FILE", edited)
 
-    assert TrainConfig().alpha1 == 0.123 and TrainConfig().nms_sigma == 0.77 and TrainConfig().rat_atn == 4.5
-    assert default_config(method="co2net")["max_seqlen"] == 96
+    base = default_config()
+    assert base.model.alpha1 == 0.123 and base.test.nms_sigma == 0.77 and base.own.rat_atn == 4.5
+    assert default_config(method="co2net").data.max_seqlen == 96
+    assert resolve_settings(build_config("delu", "thumos14", modules=["ksm"]))["lambda2"] == 0.25
     delu = BASE_METHODS["delu"](16, 3)
     assert delu.hp["alpha1"] == 0.123 and delu.hp["rat_atn"] == 4.5
     co2 = BASE_METHODS["co2net"](16, 3)
-    assert co2.hp["max_seqlen"] == 96 and set(co2.hp) == set(BASE_METHODS["co2net"].hyperparameters)
+    assert co2.hp["max_seqlen"] == 96 and len(co2.hp) == len(BASE_METHODS["co2net"].shared_settings)
     config = build_config("delu", "thumos14", sets=["model.alpha3=0.25"])
     built = build_base_method(config, 16, 3)
-    assert built.hp == {name: getattr(config, name) for name in BASE_METHODS["delu"].hyperparameters}
-    assert built.hp["alpha3"] == 0.25 and built.hp["alpha1"] == 0.123
+    assert built.hp == BASE_METHODS["delu"].hyperparameters_of(config)
+    assert built.hp["alpha3"] == 0.25 and built.hp["alpha1"] == 0.123 and built.hp["edl_form"] == "exp_log"
 
 
 def test_defaults_yaml_layers_are_checked_against_the_schema(tmp_path, monkeypatch):
     doc = yaml.safe_load(config_module.DEFAULTS_FILE.read_text())
-    doc["families"]["activitynet"]["delu"]["model"]["alpha_eld"] = 1.0
+    doc["families"]["activitynet"]["delu"]["delu"]["alpha_eld"] = 1.0
     edited = tmp_path / "defaults.yaml"
     edited.write_text(yaml.safe_dump(doc))
     monkeypatch.setattr(config_module, "DEFAULTS_FILE", edited)
-    with pytest.raises(ConfigError, match=r"families\.activitynet\.delu\]: unknown config field 'model\.alpha_eld'"):
+    with pytest.raises(ConfigError, match=r"families\.activitynet\.delu\]: unknown config field 'delu\.alpha_eld'"):
         build_config("delu", "activitynet")
 
 
+def test_a_field_without_a_default_is_named(tmp_path, monkeypatch):
+    doc = yaml.safe_load(config_module.DEFAULTS_FILE.read_text())
+    del doc["methods"]["um"]["um"]["nms_iou"]
+    edited = tmp_path / "defaults.yaml"
+    edited.write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(config_module, "DEFAULTS_FILE", edited)
+    with pytest.raises(ConfigError, match=r"no value for config field\(s\) um\.nms_iou"):
+        build_config("um", "thumos14")
+
+
 def test_checkpoint_configs_round_trip_and_old_ones_load():
-    config = build_config("co2net", "activitynet", sets=["lr=1e-4"])
+    config = build_config("co2net", "activitynet", sets=["lr=1e-4"], modules=["ksm"])
     assert config_from_dict(config.to_dict()) == config
-    assert config_from_dict(config.to_nested()) == config
-    old = {**build_config("delu", "activitynet").to_dict(), "dataset_family": "activitynet12"}
+    fixture = Path(__file__).parent / "data" / "checkpoints" / "format1_delu.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(fixture), framework="pt") as handle:
+        old = json.loads(handle.metadata()["config"])  # format 1: flat, with other methods' nulls
+    assert "alpha_edl" in old and old["r_act"] is None
+    old = {**old, "dataset_family": "activitynet12"}
     del old["family"]
-    assert config_from_dict(old).family == "activitynet"
+    upgraded = config_from_dict(old, config_format=1)
+    assert upgraded.family == "activitynet" and upgraded.own.alpha_edl == old["alpha_edl"]
+    assert upgraded.data.max_seqlen == old["max_seqlen"] and "um" not in upgraded.sections
 
 
 def test_prior_generation_defaults_have_one_home():
@@ -309,8 +386,9 @@ def test_family_field_decides_the_defaults_not_the_name(tmp_path):
     assert train_main(argv) == 0
     config = json.loads((out / "results.json").read_text())["config"]
     assert config["family"] == "thumos14"
-    assert config["tiou_thresholds"] == PINNED[("thumos14", "co2net")]["tiou_thresholds"]
-    assert config["lr"] == 5e-5 and config["rat_atn"] == 9.0 and config["pool_t"] == 0  # not ActivityNet's
+    assert config["test"]["tiou_thresholds"] == PINNED[("thumos14", "co2net")]["tiou_thresholds"]
+    assert config["optimiser"]["lr"] == 5e-5 and config["delu"]["rat_atn"] == 9.0  # not ActivityNet's
+    assert config["model"]["pool_t"] == 0
 
 
 def test_older_files_without_family_derive_it_with_a_warning(caplog):

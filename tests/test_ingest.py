@@ -467,3 +467,13 @@ def test_bad_input_keeps_an_earlier_folder(tmp_path):
     with pytest.raises(DatasetError, match="NaN or inf"):
         ingest(tmp_path / "out", "thumos14", WtalcReader(ann))
     assert summarize(tmp_path / "out")["subsets"]["train"]["snippets"] == 8
+
+
+def test_cli_videos_lists_the_annotated_ids_of_a_subset(capsys, thumos):
+    """`wtal_data videos` (what the workflow asks before ingest): the folder's sorted ids, all
+    of them or one protocol subset's, the same as the ingest reader's roles."""
+    assert main(["videos", "--annotations", str(THUMOS), "--dataset", "thumos14", "--subset", "train"]) == 0
+    train = json.loads(capsys.readouterr().out)
+    assert train == sorted(v for v, e in thumos["database"].items() if e["subset"] == "train")
+    assert main(["videos", "--annotations", str(THUMOS), "--dataset", "thumos14"]) == 0
+    assert json.loads(capsys.readouterr().out) == sorted(thumos["database"])

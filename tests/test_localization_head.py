@@ -23,17 +23,17 @@ import numpy as np
 import pytest
 import torch
 from helpers.mllm4wtal_fakes import FakeTextPriors, toy_batches, toy_train_set
+from helpers.training_configs import mllm4wtal_objective
 from torch import nn
 
 from wtal_training.config import build_config
-from wtal_training.mllm4wtal import build_mllm4wtal_objective
+from wtal_training.head_proposals import head_proposal_parts
 from wtal_training.mllm4wtal.csr import CompleteSemanticReconstruction
 from wtal_training.mllm4wtal.head_training import HeadTraining
 from wtal_training.mllm4wtal.loc_head import LocalizationHead
 from wtal_training.mllm4wtal.pseudo_labels import PseudoLabelRule, pseudo_instances, select_instances
 from wtal_training.models import BASE_METHODS
 from wtal_training.models.base import BaseMethod, BaseOutput
-from wtal_training.postprocess import head_proposal_parts
 from wtal_training.sampler import DeviceFeatureSet
 
 torch.set_num_threads(1)
@@ -236,18 +236,15 @@ def test_objective_resumes_the_head_exactly():
     def make():
         torch.manual_seed(0)
         tp = FakeTextPriors()
-        cfg = {
-            "modules": ["ksm"],
-            "mllm4wtal": {
-                "text_dim": 16,
-                "text_heads": 2,
-                "n_context": 2,
-                "loc_hidden": 8,
-                **_head_cfg(loc_warmup=0.0, loc_refresh_every=2, loc_window=16, loc_batch_size=4),
-            },
+        plugins = {
+            "text_dim": 16,
+            "text_heads": 2,
+            "n_context": 2,
+            "loc_hidden": 8,
+            **_head_cfg(loc_warmup=0.0, loc_refresh_every=2, loc_window=16, loc_batch_size=4),
         }
         config = build_config("delu", "thumos14", iterations=6, modules=["ksm"])
-        return build_mllm4wtal_objective(cfg, TinyBase(16, 3), tp, config, toy_train_set(tp.classes))
+        return mllm4wtal_objective(TinyBase(16, 3), tp, ["ksm"], plugins, [], config, toy_train_set(tp.classes))
 
     batches = toy_batches(n=2)
     full = make()

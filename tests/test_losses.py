@@ -86,7 +86,7 @@ def test_delu_evidential_form_per_dataset_family():
     from wtal_training.models import build_base_method
 
     anet = build_config("delu", "activitynet")
-    assert anet.edl_form == "relu_mse" and build_config("delu", "thumos14").edl_form == "exp_log"
+    assert anet.own.edl_form == "relu_mse" and build_config("delu", "thumos14").own.edl_form == "exp_log"
     model = build_base_method(anet, 16, 3)
     assert model.hp["edl_form"] == "relu_mse"
 

@@ -6,32 +6,18 @@ import numpy as np
 import pytest
 import torch
 from helpers.mllm4wtal_fakes import CompleteItem, FakeTextPriors, TinyBase, toy_batches, toy_train_set
+from helpers.training_configs import HEAD_FROM_THE_START, SMALL_BRANCHES, mllm4wtal_objective, plugin_config
 
+from wtal_common.errors import ConfigError
 from wtal_training.config import build_config
-from wtal_training.mllm4wtal import ConfigError, build_mllm4wtal_objective, resolve_config
+from wtal_training.mllm4wtal import MLLM4WTALObjective, resolve_settings
 from wtal_training.mllm4wtal.common import masked_topk_mean
 from wtal_training.mllm4wtal.loc_head import diou_loss_1d
 from wtal_training.mllm4wtal.pseudo_labels import PseudoInstances, instance_targets
 from wtal_training.mllm4wtal.text_inputs import TextPriorError, complete_tokens, key_query_tokens
 
 torch.set_num_threads(1)
-SMALL = {
-    "text_dim": 32,
-    "text_heads": 4,
-    "n_context": 4,
-    "csr_dim": 32,
-    "csr_heads": 4,
-    "csr_layers": 1,
-    "csr_ffn": 64,
-    "loc_hidden": 32,
-    "lr": 1e-3,
-    # the head learns from iteration 1 on 4 windows of 16 snippets; pseudo-labels every 5 iterations
-    "loc_warmup": 0.0,
-    "loc_ramp": 0.0,
-    "loc_refresh_every": 5,
-    "loc_window": 16,
-    "loc_batch_size": 4,
-}
+SMALL = {**SMALL_BRANCHES, **HEAD_FROM_THE_START}
 
 
 def make(modules=("ksm", "csr"), seed=0, **overrides):
@@ -40,9 +26,9 @@ def make(modules=("ksm", "csr"), seed=0, **overrides):
     torch.manual_seed(seed)
     tp = FakeTextPriors()
     base = TinyBase(16, len(tp.classes))
-    cfg = {"modules": list(modules), "mllm4wtal": dict(SMALL, **overrides)}
     train_config = build_config("delu", "thumos14", iterations=48, modules=list(modules))
-    return build_mllm4wtal_objective(cfg, base, tp, train_config, toy_train_set(tp.classes)), tp
+    data = toy_train_set(tp.classes)
+    return mllm4wtal_objective(base, tp, modules, dict(SMALL, **overrides), [], train_config, data), tp
 
 
 def test_shapes_of_branches_and_inference_outputs():
@@ -51,10 +37,10 @@ def test_shapes_of_branches_and_inference_outputs():
     rng = np.random.default_rng(0)
     out = obj.base(batch.features, batch.mask)
     keys = key_query_tokens(tp, batch.video_ids, batch.labels, rng)
-    res = obj.ksm(out.embeddings, batch.mask, keys.ids, keys.padding, out.attention)
+    res = obj.branches["ksm"](out.embeddings, batch.mask, keys.ids, keys.padding, out.attention)
     assert res["similarity"].shape == (6, 24, 4) and res["attention"].shape == (6, 24)
     words = complete_tokens(tp, batch.video_ids, batch.labels, rng)
-    rec = obj.csr(batch.features, batch.mask, words.ids, words.padding)
+    rec = obj.branches["csr"](batch.features, batch.mask, words.ids, words.padding)
     assert rec["logits"].shape == (6, words.ids.shape[1], len(tp.vocab))
     assert rec["attention"].shape == (6, 24)
     assert torch.all(rec["attention"][0, -5:] == 0)  # padded snippets carry no attention
@@ -87,13 +73,13 @@ def test_stop_gradient_isolates_the_phases():
     targets = obj.targets(batch, with_rec=True)
     assert not any(t.requires_grad for t in (targets.a_ksm, targets.a_csr))
     obj._match_step(batch, 1, rng, targets)  # the head has a loss at iteration 1 (no warm-up here)
-    assert all(p.grad is None for p in obj.csr.parameters())  # sg(A_CSR): match phase never reaches CSR
+    assert all(p.grad is None for p in obj.branches["csr"].parameters())  # sg(A_CSR): match phase never reaches CSR
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in obj.base.parameters())
-    for m in (obj.base, obj.ksm, obj.head):
+    for m in (obj.base, obj.branches["ksm"], obj.head):
         m.zero_grad(set_to_none=True)
     obj._rec_step(batch, rng)  # computes sg(A_KSM) itself
-    assert all(p.grad is None for m in (obj.base, obj.ksm, obj.head) for p in m.parameters())
-    assert obj.csr.attention.net[0].weight.grad.abs().sum() > 0  # the distillation reaches A_CSR
+    assert all(p.grad is None for m in (obj.base, obj.branches["ksm"], obj.head) for p in m.parameters())
+    assert obj.branches["csr"].attention.net[0].weight.grad.abs().sum() > 0  # the distillation reaches A_CSR
 
 
 @pytest.mark.parametrize(
@@ -109,9 +95,9 @@ def test_phases_follow_the_schedule_from_the_engines_first_iteration(schedule, p
     the first block must be a full match block, not a shortened one or a rec phase."""
     import inspect
 
-    from wtal_training import engine
+    from wtal_training import training
 
-    assert "range(run.done + 1, config.iterations + 1)" in inspect.getsource(engine.run_training_loop)
+    assert "range(run.done + 1, config.optimiser.iterations + 1)" in inspect.getsource(training.run_training_loop)
     obj, _ = make(phase_schedule=schedule, phase_period=period)
     calls = []
     obj._match_step = lambda b, it, rng, targets: calls.append("match") or {}
@@ -122,7 +108,7 @@ def test_phases_follow_the_schedule_from_the_engines_first_iteration(schedule, p
     assert calls == expected
 
 
-@pytest.mark.parametrize("modules", [[], ["ksm"], ["csr"], ["ksm", "csr"]])
+@pytest.mark.parametrize("modules", [["loc"], ["ksm"], ["csr"], ["ksm", "csr"]])
 def test_any_module_subset_trains(modules):
     obj, _ = make(modules)
     logs = obj.step(toy_batches(n=1)[0], 1)
@@ -158,9 +144,9 @@ def test_inference_graph_excludes_text_branches():
     def boom(*a, **k):
         raise AssertionError("text branch called at inference")
 
-    obj.ksm.forward = boom
-    obj.csr.forward = boom
-    obj.ksm.queries = boom
+    obj.branches["ksm"].forward = boom
+    obj.branches["csr"].forward = boom
+    obj.branches["ksm"].queries = boom
     model = obj.inference_model().eval()
     with torch.no_grad():
         out = model(toy_batches(n=1)[0].features)
@@ -194,14 +180,14 @@ def test_diou_and_topk_helpers():
 
 
 def test_engine_level_keys_map_onto_the_plugin_config():
-    cfg = resolve_config(
-        {"modules": ["csr"], "lr": 5e-5, "k": 7.0, "seed": 4, "iterations": 10, "mllm4wtal": {"lambda1": 2.0}}
-    )
-    assert cfg["base_lr"] == 5e-5 and cfg["lr"] == 5e-4 and cfg["k_divisor"] == 7 and cfg["seed"] == 4
+    """The section's nulls are the run's values: base lr, weight decay, base clip, k."""
+    cfg = resolve_settings(plugin_config(["csr"], {"lambda1": 2.0}, sets=["lr=5e-5", "k=7", "weight_decay=0.01"]))
+    assert cfg["base_lr"] == 5e-5 and cfg["lr"] == 5e-4 and cfg["k_divisor"] == 7 and cfg["weight_decay"] == 0.01
     assert cfg["lambda1"] == 2.0 and cfg["lambda2"] == 1.5 and cfg["mu1"] == 1.0 and cfg["modules"] == ["csr"]
+    assert resolve_settings(plugin_config(["csr"], {"k_divisor": 3, "base_lr": 1e-2}))["k_divisor"] == 3
     obj, _ = make()
     lrs = [g["lr"] for g in obj.optimizers()["match"].param_groups]
-    assert lrs == [1e-3, 1e-3, 1e-3] and set(obj.optimizers()) == {"match", "rec"}
+    assert lrs == [5e-5, 1e-3, 1e-3] and set(obj.optimizers()) == {"match", "rec"}
 
 
 def test_bad_config_fields_are_named():
@@ -212,7 +198,7 @@ def test_bad_config_fields_are_named():
     with pytest.raises(ConfigError, match="unknown"):
         make(lamda1=1.0)
     with pytest.raises(ConfigError, match="text priors"):
-        build_mllm4wtal_objective({"modules": ["ksm"]}, TinyBase(16, 3), None)
+        mllm4wtal_objective(TinyBase(16, 3), None, ["ksm"])
 
 
 @pytest.mark.parametrize("method", ["co2net", "delu"])
@@ -222,7 +208,7 @@ def test_plugs_into_the_registered_base_methods(method):
     torch.manual_seed(0)
     tp = FakeTextPriors()
     base = BASE_METHODS[method](16, len(tp.classes), max_seqlen=24)
-    obj = build_mllm4wtal_objective({"modules": ["ksm", "csr"], "lr": 5e-5, "k": 7.0, "mllm4wtal": SMALL}, base, tp)
+    obj = mllm4wtal_objective(base, tp, ["ksm", "csr"], SMALL)
     batch = toy_batches(n=1)[0]
     for label_row in range(6):  # the co-activity loss wants similar pairs first
         batch.labels[label_row] = 0
@@ -245,37 +231,24 @@ def test_fake_priors_mirror_the_real_text_priors_interface():
 
 
 def test_engine_config_object_and_checkpoint_round_trip():
-    from wtal_training.config import TrainConfig
-    from wtal_training.mllm4wtal import build_inference_model
-
-    cfg = TrainConfig(method="delu") if "method" in TrainConfig.__dataclass_fields__ else TrainConfig()
-    cfg.modules = ["ksm", "csr", "dpid", "loc"]
-    cfg.mllm4wtal = dict(SMALL)
-    assert resolve_config(cfg)["modules"] == ["ksm", "csr"] and resolve_config(cfg)["loc_head"]
+    cfg = plugin_config(["ksm", "csr", "dpid", "loc"], SMALL)
+    assert resolve_settings(cfg)["modules"] == ["ksm", "csr"] and resolve_settings(cfg)["loc_head"]
     obj, _ = make()
     state = obj.inference_model().state_dict()
-    rebuilt = build_inference_model({"mllm4wtal": SMALL}, TinyBase(16, 3))
+    rebuilt = MLLM4WTALObjective.build_inference_model(cfg, TinyBase(16, 3))
     rebuilt.load_state_dict(state)  # strict: same keys and shapes as the trained inference model
 
 
 def test_base_method_is_clipped_as_in_its_baseline_run():
     """Branch clipping must not touch the base method: "+modules" differs only in the modules."""
-    cfg = resolve_config({"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 1e-9}})
+    cfg = resolve_settings(plugin_config(["ksm"], {"grad_clip": 1e-9}, sets=["grad_clip=0"]))
     assert cfg["base_grad_clip"] == 0.0 and cfg["grad_clip"] == 1e-9
     torch.manual_seed(0)
     tp = FakeTextPriors()
     batch = toy_batches(n=1)[0]
-    clipped = build_mllm4wtal_objective(
-        {"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 1e-9}},
-        TinyBase(batch.features.shape[-1], len(tp.classes)),
-        tp,
-    )
+    clipped = mllm4wtal_objective(TinyBase(batch.features.shape[-1], len(tp.classes)), tp, ["ksm"], {"grad_clip": 1e-9})
     torch.manual_seed(0)
-    free = build_mllm4wtal_objective(
-        {"modules": ["ksm"], "grad_clip": 0.0, "mllm4wtal": {"grad_clip": 0.0}},
-        TinyBase(batch.features.shape[-1], len(tp.classes)),
-        tp,
-    )
+    free = mllm4wtal_objective(TinyBase(batch.features.shape[-1], len(tp.classes)), tp, ["ksm"], {"grad_clip": 0.0})
     free.base.load_state_dict(clipped.base.state_dict())
     for objective in (clipped, free):
         torch.manual_seed(1)  # same dropout masks in both steps

@@ -10,28 +10,19 @@ import numpy as np
 import pytest
 import torch
 from helpers.mllm4wtal_fakes import FakeTextPriors, TinyBase, toy_batches, toy_train_set
+from helpers.training_configs import SMALL_BRANCHES, mllm4wtal_objective
 from torch import nn
 
 from wtal_training.config import build_config
-from wtal_training.mllm4wtal import build_mllm4wtal_objective, resolve_config
 from wtal_training.mllm4wtal import objective as objective_module
+from wtal_training.mllm4wtal import resolve_settings
 from wtal_training.mllm4wtal.common import masked_mse
 from wtal_training.mllm4wtal.csr import CompleteSemanticReconstruction
 from wtal_training.mllm4wtal.ksm import KeySemanticMatching
 from wtal_training.mllm4wtal.text_inputs import complete_tokens, key_query_tokens
 
 torch.set_num_threads(1)
-SMALL = {
-    "text_dim": 32,
-    "text_heads": 4,
-    "n_context": 4,
-    "csr_dim": 32,
-    "csr_heads": 4,
-    "csr_layers": 1,
-    "csr_ffn": 64,
-    "loc_hidden": 32,
-    "lr": 1e-3,
-}
+SMALL = SMALL_BRANCHES
 
 
 def _lse(*xs: float) -> float:
@@ -54,14 +45,13 @@ def _delu_objective(modules=("ksm", "csr"), **overrides):
     torch.manual_seed(0)
     tp = FakeTextPriors()
     base = BASE_METHODS["delu"](16, len(tp.classes), max_seqlen=24, dropout_ratio=0.9)
-    cfg = {"modules": list(modules), "lr": 5e-5, "k": 7.0, "mllm4wtal": dict(SMALL, **overrides)}
-    return build_mllm4wtal_objective(cfg, base, tp)
+    return mllm4wtal_objective(base, tp, modules, dict(SMALL, **overrides))
 
 
 def test_distillation_targets_are_those_of_the_eval_mode_model(monkeypatch):
     obj = _delu_objective()
     batch = _pair_batch()
-    ref_base, ref_csr = copy.deepcopy(obj.base).eval(), copy.deepcopy(obj.csr).eval()
+    ref_base, ref_csr = copy.deepcopy(obj.base).eval(), copy.deepcopy(obj.branches["csr"]).eval()
     with torch.no_grad():
         ref = ref_base(batch.features, batch.mask)
         ref_a_csr = ref_csr.attention(batch.features, batch.mask)
@@ -158,17 +148,14 @@ def test_match_and_rec_losses_eqs_19_20_with_distinct_weights(passes):
     tp = FakeTextPriors()
     base = TinyBase(16, len(tp.classes))
     head = {"loc_warmup": 0.0, "loc_ramp": 0.0, "loc_window": 16, "loc_batch_size": 4}
-    cfg = {
-        "modules": ["ksm", "csr"],
-        "mllm4wtal": dict(SMALL, lambda1=2.0, lambda2=0.5, mu1=0.25, csr_passes=passes, **head),
-    }
+    plugins = dict(SMALL, lambda1=2.0, lambda2=0.5, mu1=0.25, csr_passes=passes, **head)
     train_config = build_config("delu", "thumos14", iterations=10, modules=["ksm", "csr"])
-    obj = build_mllm4wtal_objective(cfg, base, tp, train_config, toy_train_set(tp.classes))
-    obj.csr.attention.net[2].p = 0.0  # A_CSR without dropout on both sides, to compute it here
+    obj = mllm4wtal_objective(base, tp, ["ksm", "csr"], plugins, [], train_config, toy_train_set(tp.classes))
+    obj.branches["csr"].attention.net[2].p = 0.0  # A_CSR without dropout on both sides, to compute it here
     batch = toy_batches(n=1)[0]
     with torch.no_grad():
         a_base = copy.deepcopy(obj.base).eval()(batch.features, batch.mask).attention
-        a_csr = copy.deepcopy(obj.csr).eval().attention(batch.features, batch.mask)
+        a_csr = copy.deepcopy(obj.branches["csr"]).eval().attention(batch.features, batch.mask)
     expect_distill = masked_mse(a_base, a_csr, batch.mask).item()
     logs = {k: float(v) for k, v in obj.step(batch, 1).items()}
     # TinyBase has no dropout: the train-side A_KSM is the eval one, and the match phase
@@ -231,6 +218,9 @@ def test_csr_mask_resampled_per_iteration_when_asked():
 
 
 def test_activitynet_branch_lr_is_the_papers_unless_set():
-    assert resolve_config({"family": "thumos14"})["lr"] == 5e-4
-    assert resolve_config({"family": "activitynet", "lr": 1e-3})["lr"] == 3e-5  # the base lr is not the branches'
-    assert resolve_config({"family": "activitynet", "mllm4wtal": {"lr": 1e-4}})["lr"] == 1e-4
+    def branch_lr(family, *sets):
+        return resolve_settings(build_config("delu", family, sets=list(sets), modules=["ksm"]))["lr"]
+
+    assert branch_lr("thumos14") == 5e-4
+    assert branch_lr("activitynet", "lr=1e-3") == 3e-5  # the base lr is not the branches'
+    assert branch_lr("activitynet", "mllm4wtal.lr=1e-4") == 1e-4

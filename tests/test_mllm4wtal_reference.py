@@ -16,25 +16,14 @@ import numpy as np
 import pytest
 import torch
 from helpers.mllm4wtal_fakes import FakeTextPriors, toy_batches
+from helpers.training_configs import SMALL_BRANCHES, mllm4wtal_objective
 
-from wtal_training.mllm4wtal import build_mllm4wtal_objective
 from wtal_training.mllm4wtal.common import masked_mse
 from wtal_training.mllm4wtal.text_inputs import complete_tokens, key_query_tokens
 from wtal_training.models import BASE_METHODS
 
 torch.set_num_threads(1)
-SMALL = {
-    "text_dim": 32,
-    "text_heads": 4,
-    "n_context": 4,
-    "csr_dim": 32,
-    "csr_heads": 4,
-    "csr_layers": 2,
-    "csr_ffn": 64,
-    "loc_hidden": 32,
-    "lr": 1e-3,
-    "csr_lr": 2e-3,
-}
+SMALL = {**SMALL_BRANCHES, "csr_layers": 2, "csr_lr": 2e-3}
 
 
 class ReferenceTrainer:
@@ -45,18 +34,19 @@ class ReferenceTrainer:
         cfg = obj.cfg
         lr, wd = cfg["lr"], cfg["weight_decay"]
         self.opt_base = torch.optim.Adam(obj.base.parameters(), lr=cfg["base_lr"] or lr, weight_decay=wd)
-        branch = [p for m in (obj.ksm, obj.head) if m is not None for p in m.parameters() if p.requires_grad]
+        ksm = obj.branches["ksm"]
+        branch = [p for m in (ksm, obj.head) if m is not None for p in m.parameters() if p.requires_grad]
         self.opt_branch = torch.optim.Adam(branch, lr=lr, weight_decay=wd)
         self.opt_csr = torch.optim.Adam(
-            [p for p in obj.csr.parameters() if p.requires_grad], lr=cfg["csr_lr"] or lr, weight_decay=wd
+            [p for p in obj.branches["csr"].parameters() if p.requires_grad], lr=cfg["csr_lr"] or lr, weight_decay=wd
         )
         self.branch = branch
 
     def step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
         obj, cfg = self.obj, self.obj.cfg
-        base, ksm, csr, head, tp = obj.base, obj.ksm, obj.csr, obj.head, obj.tp
+        base, ksm, csr, head, tp = obj.base, obj.branches["ksm"], obj.branches["csr"], obj.head, obj.tp
         f, mask, labels = batch.features, batch.mask, batch.labels
-        rng = np.random.default_rng([int(cfg["seed"]), int(iteration)])
+        rng = np.random.default_rng([obj.seed, int(iteration)])
         own = cfg["ksm_attention"] == "own"
         # targets: eval mode (no dropout), no gradient, before any update
         with torch.no_grad():
@@ -119,8 +109,7 @@ def _objective(**overrides):
     torch.manual_seed(0)
     tp = FakeTextPriors()
     base = BASE_METHODS["delu"](16, len(tp.classes), max_seqlen=24)
-    cfg = {"modules": ["ksm", "csr"], "lr": 5e-4, "k": 7.0, "grad_clip": 0.5, "mllm4wtal": dict(SMALL, **overrides)}
-    return build_mllm4wtal_objective(cfg, base, tp)
+    return mllm4wtal_objective(base, tp, ["ksm", "csr"], dict(SMALL, **overrides), ["lr=5e-4", "k=7", "grad_clip=0.5"])
 
 
 def _pair_batches(n: int):
@@ -159,7 +148,7 @@ def test_objective_steps_equal_the_reference_steps(overrides):
         for (pname, got), want in zip(module.named_parameters(), ref_modules[name].parameters()):
             torch.testing.assert_close(got, want, rtol=0, atol=0, msg=f"{name}.{pname}")
     for name, module in optimised.modules().items():  # and training changed them at all
-        if name == "loc_head":  # no data set, so no head loss (tests/test_localization_head.py)
+        if name == "head":  # no data set, so no head loss (tests/test_localization_head.py)
             continue
         assert any(
             not torch.equal(p, q)
@@ -171,7 +160,7 @@ def test_csr_attention_stem_runs_once_per_iteration_for_targets_and_rec():
     """The eval-mode targets and the rec phase share A_CSR's first conv (it precedes the head's
     dropout): one call per iteration, not two, with the gradient still reaching its weights."""
     obj = _objective()
-    first_conv = obj.csr.attention.net[0]
+    first_conv = obj.branches["csr"].attention.net[0]
     calls = []
     first_conv.register_forward_hook(lambda module, args, output: calls.append(torch.is_grad_enabled()))
     obj.step(_pair_batches(1)[0], 1)
@@ -180,5 +169,5 @@ def test_csr_attention_stem_runs_once_per_iteration_for_targets_and_rec():
 
 
 def test_csr_attention_width_is_a_config_field():
-    assert _objective().csr.attention.net[0].out_channels == 512  # CO2-Net's D/4 at D = 2048
-    assert _objective(csr_attention_hidden=8).csr.attention.net[0].out_channels == 8
+    assert _objective().branches["csr"].attention.net[0].out_channels == 512  # CO2-Net's D/4 at D = 2048
+    assert _objective(csr_attention_hidden=8).branches["csr"].attention.net[0].out_channels == 8

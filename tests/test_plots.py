@@ -94,10 +94,8 @@ def test_head_and_base_proposals_on_rows_of_their_own_given_the_config(gt):
     by_source, final = plots.detections_by_source(outputs, gt, config, ["v0", "v1"])
     assert final == "head" and set(by_source) == {"head", "base"}
     for source in ("head", "base"):
-        config.proposal_source = source
-        expected = predictions_from_outputs({v: outputs[v] for v in ("v0", "v1")}, gt, config)["results"]
+        expected = predictions_from_outputs({v: outputs[v] for v in ("v0", "v1")}, gt, config, source)["results"]
         assert by_source[source] == expected
-    config.proposal_source = "auto"
     final_dets = predictions_from_outputs(outputs, gt, config)["results"]["v0"]
     assert final_dets == by_source["head"]["v0"]  # auto with a head: the detections are the head's
     sources = {s: by_source[s]["v0"] for s in by_source}
@@ -175,6 +173,6 @@ def test_a_video_called_overview_keeps_its_own_timeline(tmp_path):
 
 
 def test_the_number_of_plotted_videos_is_a_setting():
-    assert build_config("delu", "thumos14").num_timeline_videos == 4
-    assert build_config("delu", "thumos14", sets=["output.num_timeline_videos=20"]).num_timeline_videos == 20
-    assert build_config("delu", "thumos14", sets=["num_timeline_videos=7"]).num_timeline_videos == 7
+    assert build_config("delu", "thumos14").output.num_timeline_videos == 4
+    assert build_config("delu", "thumos14", sets=["output.num_timeline_videos=20"]).output.num_timeline_videos == 20
+    assert build_config("delu", "thumos14", sets=["num_timeline_videos=7"]).output.num_timeline_videos == 7

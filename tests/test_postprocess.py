@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from wtal_common.errors import ConfigError
-from wtal_training.config import TrainConfig
-from wtal_training.postprocess import (
+from wtal_training.config import default_config
+from wtal_training.models import BASE_METHODS
+from wtal_training.postprocess import predictions_from_outputs, video_detections
+from wtal_training.proposals import (
     batched_soft_nms,
     outer_inner_scores,
-    predictions_from_outputs,
     quantile_normalise,
     threshold_runs,
     video_class_scores,
-    video_proposals,
 )
 
 GT = {
@@ -46,7 +46,7 @@ def test_runs_and_outer_inner_contrast():
 def test_known_segments_recovered_in_seconds():
     cas, att = constructed()
     assert np.argmax(video_class_scores(cas * att[:, None])) == 1
-    preds = predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig())
+    preds = predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, default_config())
     top = preds["results"]["v1"][:2]
     assert {p["label"] for p in top} == {"b"}
     assert sorted(tuple(p["segment"]) for p in top) == [(5.0, 10.0), (30.0, 35.0)]
@@ -60,14 +60,16 @@ def test_proposals_past_the_annotated_duration_are_clipped_or_dropped():
     short = {**GT, "database": {"v1": {**GT["database"]["v1"], "duration": 28.0}}}
     segments = [
         p["segment"]
-        for p in predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, short, TrainConfig())["results"]["v1"]
+        for p in predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, short, default_config())["results"][
+            "v1"
+        ]
     ]
     assert segments and all(0 <= a < b <= 28.0 for a, b in segments)
     assert (5.0, 10.0) in {tuple(s) for s in segments} and not any(a >= 28.0 for a, _ in segments)
     clipped = {**GT, "database": {"v1": {**GT["database"]["v1"], "duration": 32.0}}}
     ends = [
         p["segment"]
-        for p in predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, clipped, TrainConfig())["results"][
+        for p in predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, clipped, default_config())["results"][
             "v1"
         ]
     ]
@@ -81,13 +83,13 @@ def test_localization_head_proposals_are_decoded():
     loc_scores[40, 1] = 0.9
     loc_offsets = np.zeros((100, 2))
     loc_offsets[40] = [5.5, 4.5]  # centre 40.5 -> snippets [35, 45)
-    config = TrainConfig(loc_decode="regression")
+    config = default_config().updated({"test": {"loc_decode": "regression"}})
     preds = predictions_from_outputs(
         {"v1": {"cas": cas, "attention": att, "loc_scores": loc_scores, "loc_offsets": loc_offsets}}, GT, config
     )
     assert preds["results"]["v1"][0]["segment"] == [17.5, 22.5]
     # ranked by the head's probability x the base's video-level score of the class
-    class_score = video_class_scores(cas * att[:, None], config.video_score_ratio)[1]
+    class_score = video_class_scores(cas * att[:, None], config.test.video_score_ratio)[1]
     assert math.isclose(preds["results"]["v1"][0]["score"], 0.9 * class_score, rel_tol=1e-9)
 
 
@@ -103,12 +105,14 @@ def test_short_proposals_dropped_after_soft_nms_as_delu():
     cas, att = constructed()
     att[40] = 0.95  # a one-snippet run
     cas[40, 1] = 5.0
-    # TrainConfig() is DELU's THUMOS14 defaults (min_proposal_length 1): keep all explicitly
+    # default_config() is DELU's THUMOS14 defaults (min_proposal_length 1): keep all explicitly
     keep_all = predictions_from_outputs(
-        {"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(min_proposal_length=0.0)
+        {"v1": {"cas": cas, "attention": att}}, GT, default_config().updated({"test": {"min_proposal_length": 0.0}})
     )
     assert any(p["segment"] == [20.0, 20.5] for p in keep_all["results"]["v1"])
-    delu = predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(min_proposal_length=1.0))
+    delu = predictions_from_outputs(
+        {"v1": {"cas": cas, "attention": att}}, GT, default_config().updated({"test": {"min_proposal_length": 1.0}})
+    )
     segs = [p["segment"] for p in delu["results"]["v1"]]
     assert [20.0, 20.5] not in segs and [5.0, 10.0] in segs
 
@@ -126,30 +130,32 @@ def _with_head():
 
 def test_inference_uses_the_head_alone_by_default_as_the_paper():
     outputs = _with_head()
-    regression = TrainConfig(loc_decode="regression")
+    regression = default_config().updated({"test": {"loc_decode": "regression"}})
     head = predictions_from_outputs(outputs, GT, regression)["results"]["v1"]
     assert [p["segment"] for p in head] == [[17.5, 22.5], [40.0, 42.0]]
     out = outputs["v1"]
-    class_score = video_class_scores(out["cas"] * out["attention"][:, None], regression.video_score_ratio)[1]
+    class_score = video_class_scores(out["cas"] * out["attention"][:, None], regression.test.video_score_ratio)[1]
     assert [p["score"] for p in head] == pytest.approx([0.9 * class_score, 0.3 * class_score])
-    base = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="base"))["results"]["v1"]
+    base = predictions_from_outputs(outputs, GT, default_config(), "base")["results"]["v1"]
     assert [17.5, 22.5] not in [p["segment"] for p in base] and {(5.0, 10.0), (30.0, 35.0)} <= {
         tuple(p["segment"]) for p in base
     }
-    with pytest.raises(ConfigError, match="proposal_source"):
+    with pytest.raises(ConfigError, match="proposal-source"):
         cas, att = constructed()
-        predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, TrainConfig(proposal_source="head"))
+        predictions_from_outputs({"v1": {"cas": cas, "attention": att}}, GT, default_config(), "head")
 
 
 def test_merged_proposals_get_comparable_scores():
     outputs = _with_head()
     out = outputs["v1"]
-    regression = TrainConfig(loc_decode="regression")
-    raw = video_proposals(out["cas"], out["attention"], regression, out["loc_scores"], out["loc_offsets"], "merge")
+    regression = default_config().updated({"test": {"loc_decode": "regression"}})
+    raw = video_detections(BASE_METHODS[regression.method], out, regression, "merge")
     head_best = raw.score[(raw.source == 1) & (raw.start == 35.0)]
     # the scale mismatch: raw, the head's best proposal ranks below every base proposal
     assert head_best.item() <= 0.9 and raw.score[raw.source == 0].min() > 0.9
-    merged = predictions_from_outputs(outputs, GT, TrainConfig(proposal_source="merge", loc_decode="regression"))
+    merged = predictions_from_outputs(
+        outputs, GT, default_config().updated({"test": {"loc_decode": "regression"}}), "merge"
+    )
     merged = merged["results"]["v1"]
     assert all(0 < p["score"] <= 1 for p in merged)
     score = {tuple(p["segment"]): p["score"] for p in merged}

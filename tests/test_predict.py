@@ -16,6 +16,7 @@ import pytest
 import torch
 from helpers.mllm4wtal_fakes import FakeTextPriors
 from helpers.toy_data import make_toy_dataset
+from helpers.training_configs import TINY_BRANCHES, fast_sets
 from helpers.workflow import fake_outputs, planned_jobs, run, scratch_copy
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -24,11 +25,11 @@ from wtal_data.canonical import FeatureStore, load_ground_truth, videos_in_subse
 from wtal_training.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from wtal_training.cli import main
 from wtal_training.config import build_config
-from wtal_training.engine import load_data, train_seed
+from wtal_training.data import load_data
+from wtal_training.training import train_seed
 
 torch.set_num_threads(1)
-FAST = ["max_seqlen=24", "lr=1e-3", "dropout_ratio=0.3", "log_every=5", "checkpoint_every=5", "num_timeline_videos=0"]
-PLUGINS = {"text_dim": 16, "text_heads": 2, "n_context": 2, "csr_dim": 16, "csr_heads": 2, "csr_layers": 1}
+FAST = fast_sets(max_seqlen=24, log_every=5, checkpoint_every=5, timelines=0)
 PNG = b"\x89PNG\r\n\x1a\n"
 DIM = 16
 
@@ -56,7 +57,7 @@ def plugin_checkpoint(toy, tmp_path_factory):
     out = tmp_path_factory.mktemp("plugin")
     data = load_data(toy, "cpu")
     config = build_config("co2net", "thumos14", sets=FAST, iterations=10, modules=["ksm", "csr", "loc"])
-    config.mllm4wtal = {**PLUGINS, "loc_hidden": 16, "csr_ffn": 32}
+    config = config.updated({"mllm4wtal": TINY_BRANCHES})
     train_seed(data, config, 0, out, text_priors=FakeTextPriors(classes=data.gt["classes"]), progress=False)
     return out / "checkpoint.safetensors"
 
@@ -117,7 +118,7 @@ def test_predict_on_a_data_set_equals_evaluate(toy, checkpoint, test_ids, tmp_pa
 
 
 def test_plugin_checkpoint_predicts_like_evaluate(toy, plugin_checkpoint, test_ids, tmp_path):
-    assert load_checkpoint(plugin_checkpoint)[1]["inference_model"] == "mllm4wtal"
+    assert load_checkpoint(plugin_checkpoint)[1]["objective"] == "mllm4wtal"
     evaluated = evaluate(tmp_path, toy, plugin_checkpoint)
     code, predicted = predict(tmp_path, plugin_checkpoint, toy, extra=["--subset", "test", "--top-n", "0"])
     assert code == 0 and predicted["results"] == evaluated["results"]

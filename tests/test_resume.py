@@ -18,6 +18,7 @@ import pytest
 import torch
 from helpers.mllm4wtal_fakes import FakeTextPriors
 from helpers.toy_data import make_toy_dataset
+from helpers.training_configs import TINY_BRANCHES, fast_sets
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
@@ -25,22 +26,14 @@ from wtal_common.logs import close_file_handlers
 from wtal_data.canonical import DatasetError
 from wtal_training.cli import main
 from wtal_training.config import build_config
-from wtal_training.engine import BaseObjective, load_data, train_seed
+from wtal_training.data import load_data
 from wtal_training.mllm4wtal.objective import MLLM4WTALObjective
-from wtal_training.resume import RESUME_FILE
+from wtal_training.objectives import PlainObjective
+from wtal_training.seed_run import RESUME_FILE
+from wtal_training.training import train_seed
 
 torch.set_num_threads(1)
-FAST = ["max_seqlen=24", "lr=1e-3", "dropout_ratio=0.3", "log_every=4", "checkpoint_every=5", "num_timeline_videos=0"]
-SMALL_PLUGINS = {
-    "text_dim": 16,
-    "text_heads": 2,
-    "n_context": 2,
-    "csr_dim": 16,
-    "csr_heads": 2,
-    "csr_layers": 1,
-    "csr_ffn": 32,
-    "loc_hidden": 16,
-}
+FAST = fast_sets(max_seqlen=24, log_every=4, checkpoint_every=5, timelines=0)
 KILL_AT = 13
 ITERATIONS = 20
 
@@ -60,8 +53,7 @@ def plain_config():
 
 def plugin_config():
     config = build_config("co2net", "thumos14", sets=FAST, iterations=ITERATIONS, modules=["ksm", "csr", "loc"])
-    config.mllm4wtal = dict(SMALL_PLUGINS)
-    return config
+    return config.updated({"mllm4wtal": TINY_BRANCHES})
 
 
 def kill_at(monkeypatch, objective_class, iteration):
@@ -99,7 +91,7 @@ def assert_same_final_state(a: Path, b: Path) -> None:
 @pytest.mark.parametrize("kind", ["plain", "mllm4wtal"])
 def test_killed_run_resumes_to_the_same_final_checkpoint(toy, tmp_path, monkeypatch, caplog, kind):
     data = load_data(toy, "cpu")
-    config, objective_class = (plain_config(), BaseObjective) if kind == "plain" else (plugin_config(), None)
+    config, objective_class = (plain_config(), PlainObjective) if kind == "plain" else (plugin_config(), None)
     priors = FakeTextPriors(classes=data.gt["classes"]) if kind == "mllm4wtal" else None
     objective_class = objective_class or MLLM4WTALObjective
     train_seed(data, config, 1, tmp_path / "straight", text_priors=priors, progress=False)
@@ -121,7 +113,7 @@ def test_killed_run_resumes_to_the_same_final_checkpoint(toy, tmp_path, monkeypa
 def test_finished_run_is_re_evaluated_not_retrained(toy, tmp_path, monkeypatch, caplog):
     data = load_data(toy, "cpu")
     first = train_seed(data, plain_config(), 0, tmp_path / "run", progress=False)
-    kill_at(monkeypatch, BaseObjective, 1)  # any training step would raise
+    kill_at(monkeypatch, PlainObjective, 1)  # any training step would raise
     with caplog.at_level("INFO", logger="wtal_training"):
         again = train_seed(data, plain_config(), 0, tmp_path / "run", progress=False)
     assert "holds a finished run (20 of 20 iterations): not retrained" in caplog.text
@@ -134,13 +126,13 @@ def test_finished_run_is_re_evaluated_not_retrained(toy, tmp_path, monkeypatch, 
 def test_state_of_another_experiment_is_not_resumed(toy, tmp_path, monkeypatch, caplog):
     data = load_data(toy, "cpu")
     with monkeypatch.context() as patch:
-        kill_at(patch, BaseObjective, KILL_AT)
+        kill_at(patch, PlainObjective, KILL_AT)
         with pytest.raises(Killed):
             train_seed(data, plain_config(), 0, tmp_path / "run", progress=False)
     changed = build_config("delu", "thumos14", sets=FAST + ["lr=2e-3"], iterations=ITERATIONS)
     with caplog.at_level("INFO", logger="wtal_training"):
         train_seed(data, changed, 0, tmp_path / "run", progress=False)
-    assert "belongs to another experiment (config.lr differ): starting over" in caplog.text
+    assert "belongs to another experiment (config.optimiser.lr differ): starting over" in caplog.text
     assert "starting at iteration 1 of 20" in caplog.text
     train_seed(data, changed, 0, tmp_path / "straight", progress=False)
     assert_same_final_state(tmp_path / "run", tmp_path / "straight")
@@ -148,7 +140,7 @@ def test_state_of_another_experiment_is_not_resumed(toy, tmp_path, monkeypatch, 
 
 def test_kill_before_the_first_log_leaves_no_tensorboard_file(toy, tmp_path, monkeypatch):
     data = load_data(toy, "cpu")
-    kill_at(monkeypatch, BaseObjective, 3)
+    kill_at(monkeypatch, PlainObjective, 3)
     with pytest.raises(Killed):
         train_seed(data, plain_config(), 0, tmp_path / "run", progress=False)
     assert not list((tmp_path / "run").glob("tensorboard/*")) and not (tmp_path / "run" / RESUME_FILE).exists()
@@ -158,18 +150,18 @@ DRIVER = textwrap.dedent(
     """
     import os, signal, sys
     import torch
-    from wtal_training.engine import BaseObjective
+    from wtal_training.objectives import PlainObjective
     from wtal_training.cli import main
 
     torch.set_num_threads(1)
-    kill_at, original = int(sys.argv[1]), BaseObjective.step
+    kill_at, original = int(sys.argv[1]), PlainObjective.step
 
     def step(self, batch, iteration):
         if iteration == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, as a killed cluster job
         return original(self, batch, iteration)
 
-    BaseObjective.step = step
+    PlainObjective.step = step
     sys.exit(main(sys.argv[2:]))
     """
 )

@@ -362,7 +362,7 @@ def test_training_loads_priors_in_the_data_sets_class_order(built):
     and a different class set is a named input error (exit 2)."""
     from prior_generation.text_priors import ClassOrderError
     from wtal_common.errors import EXIT_BAD_INPUT, InputError
-    from wtal_training.seeds import load_text_priors as training_loader
+    from wtal_training.data import load_text_priors as training_loader
 
     root, _, _, tp = built
     assert tp.classes == sorted(tp.classes)

@@ -6,16 +6,20 @@ import numpy as np
 import pytest
 import torch
 from helpers.toy_data import make_toy_dataset
+from helpers.training_configs import fast_sets
 
 from wtal_data.canonical import DatasetError, load_ground_truth, write_ground_truth
 from wtal_training.cli import main
 from wtal_training.config import build_config
-from wtal_training.engine import BaseObjective, TrainingError, evaluate_model, infer, load_data, train_seed
+from wtal_training.data import load_data
+from wtal_training.inference import evaluate_model, infer
 from wtal_training.models import build_base_method
+from wtal_training.objectives import PlainObjective
 from wtal_training.sampler import BatchSampler, random_perturb_indices
+from wtal_training.training import TrainingError, train_seed
 
 torch.set_num_threads(1)
-FAST = ["max_seqlen=48", "lr=1e-3", "dropout_ratio=0.3", "log_every=10", "checkpoint_every=5", "num_timeline_videos=1"]
+FAST = fast_sets(max_seqlen=48, log_every=10, checkpoint_every=5, timelines=1)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +115,7 @@ def test_trained_beats_untrained_and_writes_outputs(toy, tmp_path):
     data = load_data(toy, "cpu")
     config = cfg("co2net")
     torch.manual_seed(0)
-    _, _, untrained, _ = evaluate_model(build_base_method(config, 32, 3), data, config)
+    _, _, untrained, _ = evaluate_model(build_base_method(config, 32, 3), data.test, data.gt, config)
     assert results["mean"]["average_mAP"]["0.1:0.7"] > untrained["average_mAP"]["0.1:0.7"] + 0.15
     # re-evaluating the checkpoint reproduces the seed's figures
     assert (
@@ -213,14 +217,14 @@ def test_empty_split_and_class_mismatch(tmp_path, toy):
 
 def test_nan_loss_stops_with_iteration_and_keeps_last_good_checkpoint(toy, tmp_path, monkeypatch):
     data = load_data(toy, "cpu")
-    original = BaseObjective.step
+    original = PlainObjective.step
 
     def poisoned(self, batch, iteration):
         if iteration == 7:
             batch.features = batch.features * float("nan")
         return original(self, batch, iteration)
 
-    monkeypatch.setattr(BaseObjective, "step", poisoned)
+    monkeypatch.setattr(PlainObjective, "step", poisoned)
     with pytest.raises(TrainingError, match="iteration 7"):
         train_seed(data, cfg(iterations=20), 0, tmp_path / "nan", progress=False)
     from wtal_training.checkpoint import load_checkpoint

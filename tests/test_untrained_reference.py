@@ -15,7 +15,9 @@ from safetensors.torch import load_file
 from wtal_common.io import atomic_write_json
 from wtal_training.cli import main
 from wtal_training.config import build_config
-from wtal_training.engine import detect, load_data, setup_seed_run, train_seed
+from wtal_training.data import load_data
+from wtal_training.inference import detect
+from wtal_training.training import setup_seed_run, train_seed
 
 torch.set_num_threads(1)
 FAST = ["max_seqlen=48", "num_timeline_videos=1", "log_every=1", "checkpoint_every=1"]

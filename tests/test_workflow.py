@@ -34,6 +34,7 @@ PRIOR_CHAIN = {
 NEW_MLLM_CHAIN = PRIOR_CHAIN | {"train": 4, "evaluate": 4, "aggregate_map": 2}
 # A change to what both DELU experiments train (the method, a DELU default): both rerun.
 BOTH_TRAININGS = {"train": 4, "evaluate": 4, "aggregate_map": 2, "publish_map": 1}
+PLUGIN_TRAININGS = {"train": 2, "evaluate": 2, "aggregate_map": 1, "publish_map": 1}
 SYNTHETIC_SUMMARY = "results/summaries/demo/synthetic/default_map.json"
 
 
@@ -106,15 +107,12 @@ def test_training_knob_reruns_only_training_and_evaluation(done):
 
 
 def test_changing_a_package_default_reruns_only_what_it_changes(tmp_path):
-    """The stages' own defaults are rerun triggers too: a generation default of
-    prior_generation/settings.py reruns the MLLM chain; a DELU default of defaults.yaml reruns
-    the DELU trainings; a CO2-Net default leaves them (the scratch copy carries both packages,
-    which the Snakefile imports from the workflow's root ahead of the installed ones)."""
-    import shutil
-
-    root = scratch_copy(tmp_path)
-    for package in ("prior_generation", "wtal_training"):
-        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    """The stages' own defaults are rerun triggers too, read from their YAML files (the
+    workflow imports no package code): a generation default of prior_generation/defaults.yaml
+    reruns the MLLM chain; a DELU default of defaults.yaml reruns the DELU trainings; a plug-in
+    default only the trainings with modules; a CO2-Net default none of them."""
+    root = scratch_copy(tmp_path)  # it carries the packages' default files, and no package code
+    assert not [p for p in root.rglob("*.py") if p.relative_to(root).parts[0] != "workflow"]
     fake_outputs(root, DEMO)
     assert planned_jobs(run(root, "-n", DEMO).stdout) == {}
 
@@ -127,17 +125,19 @@ def test_changing_a_package_default_reruns_only_what_it_changes(tmp_path):
         finally:
             path.write_text(text)
 
-    settings = root / "prior_generation" / "settings.py"
-    out = edited(settings, "num_frames: int = 16", "num_frames: int = 8")
+    settings = root / "prior_generation" / "defaults.yaml"
+    out = edited(settings, "num_frames: 16 #", "num_frames: 8 #")
     assert planned_jobs(out) == PRIOR_CHAIN
     assert re.search(r"params have changed since last execution:\s+generate_priors_shard", out)
     defaults = root / "wtal_training" / "configs" / "defaults.yaml"
     out = edited(
         defaults,
-        "model: {uct_guide_order: rank, edl_form: exp_log}\n    test: {min_proposal_length: 1.0}",
-        "model: {uct_guide_order: rank, edl_form: exp_log}\n    test: {min_proposal_length: 2.0}",
+        "delu: {uct_guide_order: rank, edl_form: exp_log}\n    test: {min_proposal_length: 1.0}",
+        "delu: {uct_guide_order: rank, edl_form: exp_log}\n    test: {min_proposal_length: 2.0}",
     )
     assert planned_jobs(out) == BOTH_TRAININGS  # DELU + KSM + CSR and the untrained DELU
+    out = edited(defaults, "    lambda1: 1.5\n", "    lambda1: 2.5\n")
+    assert planned_jobs(out) == PLUGIN_TRAININGS  # DELU + KSM + CSR only: the untrained DELU has no modules
     out = edited(defaults, "test: {num_thresholds: 10}\n  # DELU's", "test: {num_thresholds: 12}\n  # DELU's")
     assert planned_jobs(out) == {}
 
@@ -280,7 +280,7 @@ def test_headline_of_an_experiment_that_is_not_the_papers_method(done):
     (done / DEMO).unlink()
     try:
         out = run(done, "--cores", "1", DEMO, *extra).stdout
-        assert "  experiment delu-baseline (DELU alone): " in out and "over 5 seeds" in out
+        assert "  experiment delu-baseline (DELU alone): " in out and "over 8 seeds" in out
         assert "  reference untrained (DELU alone, not trained: " in out
         assert "  experiment delu-baseline is not the paper's method" in out
     finally:

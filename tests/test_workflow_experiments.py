@@ -21,10 +21,11 @@ def wf(tmp_path_factory):
 
 
 def test_study_is_one_job_per_arm_and_seed(wf):
-    """thumos14-vd's study: 5 + 3 + 3 + 5 + 3 + 3 (DELU arms) + 3 + 3 (CO2-Net) trainings;
-    two inference arms re-run delu-ksm-csr's 5 checkpoints; every run evaluated once."""
+    """thumos14-vd's study: 8 + 3 + 3 + 8 + 3 + 3 trainings (the DELU arms; CO2-Net's are in the
+    five-method study); two inference arms re-run delu-ksm-csr's 8 checkpoints; every run
+    evaluated once."""
     jobs = planned_jobs(run(wf, "-n", STUDY).stdout)
-    assert jobs["train"] == 28 and jobs["reinfer"] == 10 and jobs["evaluate"] == 38 and jobs["ablation"] == 1
+    assert jobs["train"] == 28 and jobs["reinfer"] == 16 and jobs["evaluate"] == 44 and jobs["ablation"] == 1
 
 
 def _train_commands(stdout):
@@ -79,18 +80,18 @@ def test_ablation_summary_from_the_evaluations(tmp_path):
     assert planned_jobs(proc.stdout) == {"ablation": 1}
     # the finished run prints each arm's headline (Snakefile onsuccess)
     assert f"{STUDY}: ablation 'thumos14-vd' on thumos14-vd (GENERATED data" in proc.stdout
-    assert "  DELU +KSM+CSR: 0.1:0.7 avg mAP " in proc.stdout and "(5 seeds); vs DELU baseline: " in proc.stdout
+    assert "  DELU +KSM+CSR: 0.1:0.7 avg mAP " in proc.stdout and "(8 seeds); vs DELU baseline: " in proc.stdout
     assert re.search(r"vs DELU baseline: [+-]\d+\.\d \[95% paired t interval [+-]\d+\.\d, [+-]\d+\.\d\]", proc.stdout)
     assert (
         "  the paper's method (MLLM4WTAL: a base method + KSM + CSR, scored by its localization head): " in proc.stdout
     )
-    assert "): DELU +KSM+CSR, CO2-Net +KSM+CSR; the other arms" in proc.stdout  # not the Table 5 or inference arms
+    assert "): DELU +KSM+CSR; the other arms" in proc.stdout  # not the Table 5 or inference arms
     summary = json.loads((root / STUDY).read_text())
     assert summary["synthetic"] is True and summary["dataset"] == "thumos14-vd"
     arms = {arm["experiment"]: arm for arm in summary["arms"]}
-    assert arms["delu-baseline"]["seeds"] == ["0", "1", "2", "3", "4"]
+    assert arms["delu-baseline"]["seeds"] == [str(s) for s in range(8)]
     paired = arms["delu-ksm-csr-merge"]["paired_difference"]["avg 0.1:0.7"]
-    assert paired["seeds"] == ["0", "1", "2", "3", "4"] and len(paired["ci95"]) == 2
+    assert paired["seeds"] == [str(s) for s in range(8)] and len(paired["ci95"]) == 2
     assert paired["interval"] == "paired t"
     assert "GENERATED data" in (root / STUDY.replace(".json", ".md")).read_text()
 

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 from helpers.toy_data import make_toy_dataset
+from helpers.training_configs import TINY_BRANCHES
 
 from wtal_common.errors import ConfigError
 from wtal_training.config import build_config
-from wtal_training.engine import infer, load_data
+from wtal_training.data import load_data
+from wtal_training.inference import infer
 from wtal_training.models import build_base_method
 from wtal_training.models.base import BaseOutput
 from wtal_training.models.zhou2023 import (
@@ -47,29 +49,45 @@ def tiny(**hp):
 
 
 def _with(hp):
-    config = build_config("zhou2023", "thumos14")
-    for k, v in hp.items():
-        setattr(config, k, v)
+    config = build_config("zhou2023", "thumos14").updated(hp)
     return build_base_method(config, 16, 3).eval()
 
 
 # -- defaults -----------------------------------------------------------------------------------
 def test_defaults_are_the_public_options():
     c = build_config("zhou2023", "thumos14")
-    assert (c.batch_size, c.num_similar, c.iterations, c.lr, c.weight_decay) == (10, 0, 7000, 5e-5, 5e-4)
-    assert (c.dropout_ratio, c.gaussians, c.em_iterations, c.walk_weight, c.cosine_scale) == (0.6, 8, 2, 0.5, 20.0)
-    assert (c.memory_slots, c.frame_mix, c.pseudo_mix, c.spl_temperature) == (5, 0.85, 0.8, 0.2)
-    assert (c.fore_weight, c.back_weight, c.att_weight, c.spl_weights) == (1.0, 0.2, 0.1, [1.0, 0.5, 1.0])
-    assert (c.distill_weight, c.distill_growth, c.distill_max, c.warmup_epochs) == (10.0, 1.035, 50.0, 100)
-    assert c.snapshot_epochs == [200, 230, 245, 260, 275, 300]
-    assert c.snapshot_temperatures == pytest.approx([0.02, 0.02, 0.02, 0.002, 0.002, 0.0016])
-    assert (c.delta_epochs, c.delta_scales, c.snapshot_dropout) == ([250, 300], [2.0, 2.15], True)
-    lrs = [c.lr * f for f in c.lr_step_factors]  # the public changeLR_value
-    assert lrs == pytest.approx([5e-5, 4e-5, 2.048e-5, 5.12e-7, 2.56e-7]) and c.lr_step_epochs == [80, 200, 245, 260]
-    assert c.cas_thresholds == pytest.approx(np.arange(0.001, 0.04, 0.002).tolist())
-    assert (c.class_threshold, c.fusion_temperature) == (0.16, 0.2)
+    z, opt = c.own, c.optimiser
+    assert (c.data.batch_size, c.data.num_similar, opt.iterations, opt.lr, opt.weight_decay) == (
+        10,
+        0,
+        7000,
+        5e-5,
+        5e-4,
+    )
+    assert (c.model.dropout_ratio, z.gaussians, z.em_iterations, z.walk_weight, z.cosine_scale) == (
+        0.6,
+        8,
+        2,
+        0.5,
+        20.0,
+    )
+    assert (z.memory_slots, z.frame_mix, z.pseudo_mix, z.spl_temperature) == (5, 0.85, 0.8, 0.2)
+    assert (z.fore_weight, z.back_weight, z.att_weight, z.spl_weights) == (1.0, 0.2, 0.1, [1.0, 0.5, 1.0])
+    assert (z.distill_weight, z.distill_growth, z.distill_max, z.warmup_epochs) == (10.0, 1.035, 50.0, 100)
+    assert z.snapshot_epochs == [200, 230, 245, 260, 275, 300]
+    assert z.snapshot_temperatures == pytest.approx([0.02, 0.02, 0.02, 0.002, 0.002, 0.0016])
+    assert (z.delta_epochs, z.delta_scales, z.snapshot_dropout) == ([250, 300], [2.0, 2.15], True)
+    lrs = [opt.lr * f for f in z.lr_step_factors]  # the public changeLR_value
+    assert lrs == pytest.approx([5e-5, 4e-5, 2.048e-5, 5.12e-7, 2.56e-7]) and z.lr_step_epochs == [80, 200, 245, 260]
+    assert z.cas_thresholds == pytest.approx(np.arange(0.001, 0.04, 0.002).tolist())
+    assert (c.test.class_threshold, z.fusion_temperature) == (0.16, 0.2)
     a = build_config("zhou2023", "activitynet")
-    assert (a.iterations, a.lr, a.warmup_epochs, a.snapshot_epochs[0]) == (35000, 3e-5, 10, 20)
+    assert (a.optimiser.iterations, a.optimiser.lr, a.own.warmup_epochs, a.own.snapshot_epochs[0]) == (
+        35000,
+        3e-5,
+        10,
+        20,
+    )
 
 
 def test_schedules_must_pair_up():
@@ -368,7 +386,7 @@ def test_train_max_snippets_cuts_long_videos_and_keeps_their_pseudo_labels_align
             assert bool(((local >= low) & (local <= high.clamp(max=int(lengths[b]) - 1))).all())
             assert bool((local[1:] >= local[:-1]).all())
     whole = build_config("zhou2023", "thumos14")
-    assert whole.train_max_snippets == 0  # the default: whole videos, the public code
+    assert whole.own.train_max_snippets == 0  # the default: whole videos, the public code
 
 
 @pytest.mark.parametrize("modules", [[], ["ksm", "csr"]])
@@ -377,14 +395,13 @@ def test_trains_through_memory_and_snapshots_with_and_without_plugins(toy, tmp_p
 
     from helpers.mllm4wtal_fakes import FakeTextPriors
 
-    from wtal_training.engine import train_seed
+    from wtal_training.training import train_seed
 
     data = load_data(toy, "cpu")
     config = build_config("zhou2023", "thumos14", sets=SHORT, iterations=12, modules=modules)
     priors = None
     if modules:
-        config.mllm4wtal = {"text_dim": 16, "text_heads": 2, "n_context": 2, "csr_dim": 16, "csr_heads": 2}
-        config.mllm4wtal.update({"csr_layers": 1, "csr_ffn": 32, "loc_hidden": 16})
+        config = config.updated({"mllm4wtal": TINY_BRANCHES})
         priors = FakeTextPriors(classes=data.gt["classes"])
     caplog.set_level("INFO", logger="wtal_training")
     result = train_seed(data, config, 0, tmp_path, text_priors=priors, progress=False)
@@ -401,7 +418,7 @@ def test_trains_through_memory_and_snapshots_with_and_without_plugins(toy, tmp_p
 
 
 def test_learning_rate_schedule_and_betas_reach_the_optimizer(toy, tmp_path):
-    from wtal_training.engine import scale_learning_rate, setup_seed_run
+    from wtal_training.training import scale_learning_rate, setup_seed_run
 
     data = load_data(toy, "cpu")
     config = build_config("zhou2023", "thumos14", sets=SHORT, iterations=6)
@@ -432,7 +449,8 @@ def test_killed_run_resumes_with_its_memory_and_pseudo_labels(toy, tmp_path, mon
     iteration-12 state: the final weights equal the uninterrupted run's (CPU, one thread)."""
     from safetensors.torch import load_file
 
-    from wtal_training.engine import BaseObjective, train_seed
+    from wtal_training.objectives import PlainObjective
+    from wtal_training.training import train_seed
 
     data = load_data(toy, "cpu")
     sets = [s for s in SHORT if not s.startswith(("log_every", "checkpoint_every"))]
@@ -442,7 +460,7 @@ def test_killed_run_resumes_with_its_memory_and_pseudo_labels(toy, tmp_path, mon
     class Killed(BaseException):
         pass
 
-    original = BaseObjective.step
+    original = PlainObjective.step
 
     def step(self, batch, it):
         if it == 13:
@@ -450,7 +468,7 @@ def test_killed_run_resumes_with_its_memory_and_pseudo_labels(toy, tmp_path, mon
         return original(self, batch, it)
 
     with monkeypatch.context() as patch:
-        patch.setattr(BaseObjective, "step", step)
+        patch.setattr(PlainObjective, "step", step)
         with pytest.raises(Killed):
             train_seed(data, config, 1, tmp_path / "killed", progress=False)
     saved = torch.load(tmp_path / "killed" / "resume.pt", weights_only=True)

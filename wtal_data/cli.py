@@ -115,6 +115,13 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_videos(args: argparse.Namespace) -> int:
+    from .ingest_wtalc import annotated_videos
+
+    print(json.dumps(annotated_videos(args.annotations, args.dataset, args.subset)))
+    return 0
+
+
 def build_parser(with_synth: bool = False) -> argparse.ArgumentParser:
     """``with_synth`` loads the synthetic generator's own arguments (only when asked for)."""
     parser = argparse.ArgumentParser(
@@ -174,6 +181,17 @@ def build_parser(with_synth: bool = False) -> argparse.ArgumentParser:
     p_summary.add_argument("directory", type=Path, help="canonical folder (holding ground_truth.json)")
     p_summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p_summary.set_defaults(handler=run_summary, log_default=lambda a: None)
+    p_videos = sub.add_parser(
+        "videos",
+        help="print the video ids of a W-TALC annotation folder as JSON (what the workflow checks before ingest)",
+        description="Read a W-TALC <Name>-Annotations folder and print the sorted ids of its videos, all of "
+        "them or one protocol subset's, as a JSON list.",
+        epilog=EXIT_CODES_HELP,
+    )
+    p_videos.add_argument("--annotations", type=Path, required=True, help="<Name>-Annotations folder")
+    p_videos.add_argument("--dataset", required=True, help="preset whose subset map applies (thumos14, activitynet12)")
+    p_videos.add_argument("--subset", choices=["train", "test"], default=None, help="only this protocol subset")
+    p_videos.set_defaults(handler=run_videos, log_default=lambda a: None)
     return parser
 
 

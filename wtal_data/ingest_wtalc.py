@@ -227,3 +227,18 @@ def load_wtalc_features(
     for video_id, array in tqdm(zip(video_ids, packed), total=len(video_ids), desc="features", unit="video"):
         features[video_id] = validate_features(video_id, array, feature_dim, str(features_file))
     return features
+
+
+def annotated_videos(directory: Path, dataset: str, subset: str | None = None) -> list[str]:
+    """The sorted ids of a W-TALC annotation folder's videos, all or those of one protocol
+    ``subset`` (``train`` | ``test``, through the data set's preset): what the workflow checks
+    the videos folder against before ingest has written a ground truth."""
+    from .ingest_common import get_preset
+
+    preset = get_preset(dataset)
+    folder = WtalcFolder.read(Path(directory))
+    return sorted(
+        v
+        for i, v in enumerate(folder.video_ids)
+        if subset is None or preset.subset_map.get(folder.original_subset(i, v, preset)) == subset
+    )

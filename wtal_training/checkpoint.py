@@ -56,7 +56,11 @@ def code_version() -> str:
     return ver
 
 
-CHECKPOINT_FORMAT = 1  # bump (and teach load_checkpoint the old one) when the layout or metadata meaning changes
+# Bump (and teach the loader the old one) when the layout or the metadata's meaning changes.
+# 1: `config` flat (every method's fields; config_legacy.py reads it), `inference_model`
+#    "base" | "mllm4wtal";  2: `config` in sections (config.py), `objective` names the
+#    registered training objective that rebuilds the inference model.
+CHECKPOINT_FORMAT = 2
 
 
 class CheckpointError(InputError):

@@ -1,9 +1,11 @@
 """``python -m wtal_training train|evaluate|predict`` (console script ``mllm4wtal-train``).
 
-``train`` calls :func:`.seeds.run_experiment`; ``evaluate`` and ``predict`` reload a
-checkpoint (:func:`.trained_model.load_trained_model`) and run the one inference path of
-:mod:`.engine` (:func:`.engine.detect`): ``evaluate`` on a data set's test split, then
-scores it; ``predict`` on any videos' features (:mod:`.predict`).  Errors become exit codes
+``train`` reads the user's config layers and the data set's ground truth once each, builds the
+run's config and calls :func:`.experiment.run_experiment` (or :func:`.experiment.run_single_seed`
+with ``--run-dir``); ``evaluate`` and ``predict`` reload a checkpoint
+(:func:`.trained_model.load_trained_model`) and run the one inference path
+(:func:`.inference.detect`): ``evaluate`` on a data set's test split, then scores it;
+``predict`` on any videos' features (:mod:`.predict`).  Errors become exit codes
 in :func:`wtal_common.cli.run_cli` (2: bad data, checkpoint or config; 3: training stopped).
 """
 
@@ -19,7 +21,7 @@ from wtal_common.errors import ConfigError
 from wtal_common.logs import setup_logging
 from wtal_data.canonical import dataset_family, load_ground_truth
 
-from .config import build_config, check_user_config
+from .config import build_config, user_layers
 
 DESCRIPTION = (
     "Train a weakly supervised temporal action localization model (CO2-Net, DELU, DDG-Net, UM or Zhou et al. 2023, optionally with the "
@@ -105,8 +107,8 @@ def _proposal_source_option(parser: argparse.ArgumentParser) -> None:
         "--proposal-source",
         choices=["auto", "head", "base", "merge"],
         default=None,
-        help="which proposals a plug-in model's inference uses (default: the checkpoint's config; auto = the "
-        "localization head when there is one, the paper's default; merge = head and base, rank-normalised)",
+        help="which proposals a plug-in model's inference uses (default: auto = the localization head when "
+        "there is one, the paper's default, else the base method's; merge = head and base, rank-normalised)",
     )
 
 
@@ -155,58 +157,45 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .seeds import run_experiment, run_single_seed
+    from .experiment import run_experiment, run_single_seed
 
     if args.run_dir is not None and len(args.seeds) != 1:
         raise ConfigError(f"--run-dir trains one seed; got --seeds {' '.join(map(str, args.seeds))}")
     explicit = {"iterations": args.iterations, "modules": args.modules}
-    check_user_config(args.config, args.set, **explicit)  # a typo fails here, before any data loads
-    gt = load_ground_truth(args.data)
+    layers = user_layers(args.config, args.set, explicit, args.method)  # read once; a typo fails before data loads
+    gt = load_ground_truth(args.data)  # read once: its family picks the defaults, then the data loads with it
     family = dataset_family(gt, str(Path(args.data) / "ground_truth.json"))
-    config = build_config(args.method, family, args.config, args.set, **explicit)
+    config = build_config(args.method, family, layers=layers)
+    common = (args.device, args.text_priors, not args.no_progress, args.resume)
     if args.run_dir is not None:
-        run_single_seed(
-            args.data,
-            config,
-            args.seeds[0],
-            args.run_dir,
-            args.device,
-            args.text_priors,
-            not args.no_progress,
-            args.resume,
-        )
+        run_single_seed(args.data, config, args.seeds[0], args.run_dir, *common, gt=gt)
         return 0
-    results = run_experiment(
-        args.data, config, args.seeds, args.output_dir, args.device, args.text_priors, not args.no_progress, args.resume
-    )
+    results = run_experiment(args.data, config, args.seeds, args.output_dir, *common, gt=gt)
     if results:
         print(json.dumps({"mean": results["mean"], "std": results["std"]}, indent=1))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .engine import detect, evaluate_model, load_data, write_evaluation
+    from .data import load_data
+    from .inference import detect, evaluate_model
+    from .run_files import write_evaluation
     from .trained_model import load_trained_model, resolve_device
 
     device = resolve_device(args.device)
-    trained = load_trained_model(args.checkpoint, device, args.proposal_source)
+    trained = load_trained_model(args.checkpoint, device)
+    source = args.proposal_source or trained.proposal_source
     data = load_data(args.data, device)
     trained.check_fits(data.gt["classes"], data.train.feature_dim, str(args.data))
     extra = {"checkpoint": str(args.checkpoint), "iterations": trained.metadata.get("iteration")}
+    output_dir, config = Path(args.output_dir), trained.config
     if not args.score:
-        outputs, predictions = detect(trained.model, data.test, data.gt, trained.config)
-        write_evaluation(Path(args.output_dir), data, trained.config, outputs, predictions, None, extra)
+        outputs, predictions = detect(trained.model, data.test, data.gt, config, source)
+        write_evaluation(output_dir, data, config, outputs, predictions, None, extra, source)
         return 0
-    outputs, predictions, metrics, seconds = evaluate_model(trained.model, data, trained.config)
-    write_evaluation(
-        Path(args.output_dir),
-        data,
-        trained.config,
-        outputs,
-        predictions,
-        metrics,
-        {**extra, "eval_seconds": round(seconds, 3)},
-    )
+    outputs, predictions, metrics, seconds = evaluate_model(trained.model, data.test, data.gt, config, source)
+    extra["eval_seconds"] = round(seconds, 3)
+    write_evaluation(output_dir, data, config, outputs, predictions, metrics, extra, source)
     print(json.dumps({"mAP": metrics["mAP"], "average_mAP": metrics["average_mAP"]}, indent=1))
     return 0
 
@@ -219,9 +208,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .trained_model import load_trained_model, resolve_device
 
     device = resolve_device(args.device)
-    trained = load_trained_model(args.checkpoint, device, args.proposal_source)
+    trained = load_trained_model(args.checkpoint, device)
+    source = args.proposal_source or trained.proposal_source
     result = predict(
-        trained, args.features, args.subset, args.snippet_seconds, args.top_n, args.min_score, device=device
+        trained, args.features, args.subset, args.snippet_seconds, args.top_n, args.min_score, device, source
     )
     atomic_write_json(Path(args.output), result.predictions)
     if args.timelines:
@@ -233,6 +223,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             None,
             annotated_only=False,
             config=trained.config,
+            source=source,
         )
     detections = sum(len(items) for items in result.predictions["results"].values())
     print(json.dumps({"videos": len(result.outputs), "detections": detections, "output": str(args.output)}, indent=1))

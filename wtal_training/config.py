@@ -1,116 +1,111 @@
-"""Training configuration: nested sections on disk, one flat object in code.
+"""Training configuration: one document of sections, validated against one schema.
 
-A config document has one section per component -- ``data`` (batch sampling), ``model``
-(base-method hyperparameters), ``optimiser``, ``test`` (inference, proposals, evaluation),
-``output`` (logging) and ``mllm4wtal`` (plug-in options) -- plus ``method``, ``family`` and
-``modules`` at the top.  Its shape and types are ``configs/train_config.schema.yaml``;
-every default value is in ``configs/defaults.yaml`` and nowhere else (not in this module,
-not in the models).  The trainer code reads one flat :class:`TrainConfig` (``config.lr``,
-``config.k``...): field names are unique across sections, so a flat name also says where
-it lives, and a config file or ``--set`` may use either spelling (``lr`` or ``optimiser.lr``).
+A config document has the shared sections every run has -- ``data`` (batch sampling),
+``model`` (the hyperparameters the CO2-Net family shares), ``optimiser``, ``test`` (inference,
+proposals, evaluation) and ``output`` (logging) -- plus one section named after each base
+method holding the settings only that method has (``delu: {alpha_edl: ...}``; a run keeps its
+own method's) and one per plug-in objective (``mllm4wtal: {...}``; kept when the run switches
+modules on), and ``method``, ``family`` and ``modules`` at the top.  Its shape and types are
+``configs/train_config.schema.yaml``; every default value, the plug-ins' included, is in
+``configs/defaults.yaml`` and nowhere else (not in this module, not in the models).  In code a
+:class:`TrainConfig` holds the sections (``config.optimiser.lr``, ``config.own.alpha_edl`` for
+the run's method, ``config.sections["mllm4wtal"]``).
 
 Precedence, lowest first: the layers of ``defaults.yaml`` for the run's method and data-set
 family (see that file), ``--config FILE.yaml``, ``--set key=value`` (in order), explicit CLI
-flags (``--iterations``, ``--modules``).  Each layer is validated against the schema as it
-is read, and the merged result again, before any data loads: an unknown or ill-typed field
-is a :class:`ConfigError` (exit 2) naming the dotted field and where it came from.
+flags (``--iterations``, ``--modules``).  A field of a shared section or of the run's method's
+section may also be given by its bare name (``lr``, ``alpha_edl``): the names are unique in
+that scope.  Each layer is validated against the schema as it is read, and the merged result
+again, before any data loads: an unknown or ill-typed field is a :class:`ConfigError` (exit 2)
+naming the dotted field and where it came from.  Older spellings (format 1: one flat list of
+every method's fields) are moved to their place by :mod:`.config_legacy`.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
 
 from wtal_common.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).with_name("configs")
+from . import config_legacy, config_schema
+from .config_schema import (
+    CONFIG_DIR,
+    TOP_FIELDS,
+    check_document,
+    dotted,
+    field_homes,
+    method_names,
+    read_yaml,
+    schema,
+    schema_node,
+    section_fields,
+    sections_of_kind,
+)
+
 DEFAULTS_FILE = CONFIG_DIR / "defaults.yaml"
-SCHEMA_FILE = CONFIG_DIR / "train_config.schema.yaml"
-PLUGIN_SECTION = "mllm4wtal"  # an open object: its keys belong to the plug-in objective
-LEGACY_FAMILIES = {"activitynet12": "activitynet"}  # checkpoints written before the explicit field
+CONFIG_FORMAT = 2  # 1: the flat form of checkpoints before issue 23 (config_legacy)
+
+log = logging.getLogger("wtal_training")
 
 __all__ = [
     "ConfigError",
+    "Section",
     "TrainConfig",
     "build_config",
-    "check_user_config",
     "config_from_dict",
     "default_config",
-    "field_sections",
+    "user_layers",
 ]
 
 
-# -- the two files -------------------------------------------------------------------------
-@functools.cache
-def _read_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
-
-
-@functools.cache
-def _validator(path: Path) -> Draft202012Validator:
-    schema = _read_yaml(path)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def _schema() -> dict[str, Any]:
-    return _validator(SCHEMA_FILE).schema
-
-
-def field_sections() -> dict[str, str | None]:
-    """Flat field name -> its section (None for the top-level fields), read from the schema."""
-    out: dict[str, str | None] = {}
-    for name, node in _schema()["properties"].items():
-        children = node.get("properties") if name != PLUGIN_SECTION else None
-        if children:
-            out.update({child: name for child in children})
-        else:
-            out[name] = None
-    return out
-
-
-def _node(path: list[str]) -> dict[str, Any] | None:
-    """The schema node of a dotted path (``$ref`` resolved), or None when there is none."""
-    node: dict[str, Any] = _schema()
-    for key in path:
-        node = node.get("properties", {}).get(key)
-        if node is None:
-            return None
-    ref = node.get("$ref", "")
-    if ref.startswith("#/$defs/"):
-        node = {**_schema()["$defs"][ref.split("/")[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
-    return node
-
-
-# -- documents: nesting, merging, validation -----------------------------------------------
-def nest(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Move flat field names (``lr: 1.0e-4``) into their sections (``optimiser: {lr: ...}``)."""
+# -- documents: placing fields, merging, validation ----------------------------------------
+def place_fields(doc: Mapping[str, Any], method: str, source: str, *, stored: bool = False) -> dict[str, Any]:
+    """Move bare field names (``lr: 1.0e-4``) into their sections (``optimiser: {lr: ...}``)
+    and older spellings to where the field lives now (:func:`.config_legacy.place`;
+    ``stored``: a checkpoint's config, converted silently)."""
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{source}: a config must be a mapping of fields, got {type(doc).__name__}")
-    sections = field_sections()
+    homes = field_homes(method)
+    sections = {name: section_fields(name) for name in schema()["properties"] if name not in TOP_FIELDS}
+    methods = sections_of_kind("method")
     out: dict[str, Any] = {}
-    for key, value in doc.items():
-        section = sections.get(key)
-        if section is None:  # a top-level field, a section, or unknown (the schema names it)
-            if isinstance(out.get(key), dict) and isinstance(value, Mapping):
-                value = {**out[key], **value}
-            out[key] = copy.deepcopy(value)
-            continue
+
+    def put(section: str, name: str, value: Any, spelled: str) -> None:
         target = out.setdefault(section, {})
         if not isinstance(target, dict):  # e.g. "data: 3": leave it for the schema to name
-            continue
-        given = doc.get(section)
-        if key in target or (isinstance(given, Mapping) and key in given):
-            raise ConfigError(f"{source}: config field '{section}.{key}' is given twice (as '{key}' too)")
-        target[key] = copy.deepcopy(value)
+            return
+        if name in target:
+            raise ConfigError(f"{source}: config field '{section}.{name}' is given twice (as '{spelled}' too)")
+        target[name] = copy.deepcopy(value)
+
+    for key, value in doc.items():
+        if key in TOP_FIELDS or (key in sections and not isinstance(value, Mapping)):
+            out[key] = copy.deepcopy(value)  # a top-level field, or "data: 3" for the schema to name
+        elif key in sections:
+            for name, item in value.items():
+                home = key
+                if name not in sections[key]:
+                    home = config_legacy.place(key, name, item, method, homes, sections, methods, source, stored)
+                if home == config_legacy.KEEP:
+                    home = key
+                if home != config_legacy.DROP:
+                    put(home, name, item, f"{key}.{name}")
+        elif key in homes:
+            put(homes[key], key, value, key)
+        else:
+            home = config_legacy.place(None, key, value, method, homes, sections, methods, source, stored)
+            if home == config_legacy.KEEP:
+                out[key] = copy.deepcopy(value)  # unknown: the schema names it
+            elif home != config_legacy.DROP:
+                put(home, key, value, key)
     return out
 
 
@@ -122,38 +117,6 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             base[key] = copy.deepcopy(value)
     return base
-
-
-def _dotted(path: Iterable[Any]) -> str:
-    return ".".join(str(p) for p in path)
-
-
-def _describe(error: Any, source: str) -> str:
-    path = list(error.absolute_path)
-    if error.validator == "additionalProperties":
-        known = set(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - known)
-        sections = field_sections()
-        hints = [f" (it belongs in '{sections[k]}.{k}')" if sections.get(k) else "" for k in unknown]
-        names = ", ".join(f"'{_dotted([*path, k])}'{hint}" for k, hint in zip(unknown, hints))
-        return f"{source}: unknown config field {names}"
-    where = _dotted(path) or "(top level)"
-    return f"{source}: config field '{where}': {error.message}"
-
-
-def check_document(doc: Mapping[str, Any], source: str) -> None:
-    """Schema check of a (partial) nested document; the first errors, each with its dotted path."""
-    errors = sorted(_validator(SCHEMA_FILE).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        raise ConfigError("; ".join(_describe(e, source) for e in errors[:3]))
-    plugin = doc.get(PLUGIN_SECTION)
-    if plugin:
-        from .mllm4wtal import DEFAULTS as PLUGIN_DEFAULTS  # the plug-in owns its keys and defaults
-
-        unknown = sorted(set(plugin) - set(PLUGIN_DEFAULTS))
-        if unknown:
-            names = ", ".join(f"'{PLUGIN_SECTION}.{k}'" for k in unknown)
-            raise ConfigError(f"{source}: unknown config field {names} (known: {sorted(PLUGIN_DEFAULTS)})")
 
 
 # -- --set key=value -----------------------------------------------------------------------
@@ -168,10 +131,8 @@ def _number(text: str) -> Any:
     return value
 
 
-def _coerce(text: str, node: dict[str, Any] | None, where: str) -> Any:
+def _coerce(text: str, node: dict[str, Any], where: str) -> Any:
     """Turn a ``--set`` string into the type the schema asks for (the schema then checks it)."""
-    if node is None:  # inside the plug-in section: no schema here, read it as YAML
-        return _number(text)
     types = node.get("type", [])
     types = [types] if isinstance(types, str) else list(types)
     if not types and "enum" in node:
@@ -198,37 +159,38 @@ def _coerce(text: str, node: dict[str, Any] | None, where: str) -> Any:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"config field '{where}': {text!r} is not valid YAML ({exc})") from exc
-    return text
+    return text if types else _number(text)
 
 
-def parse_set(item: str) -> dict[str, Any]:
-    """``--set optimiser.lr=1e-4`` (or the flat ``lr=1e-4``) -> one nested override layer."""
+def parse_set(item: str, method: str) -> dict[str, Any]:
+    """``--set optimiser.lr=1e-4`` (or the bare ``lr=1e-4``) -> one override layer."""
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected key=value (e.g. optimiser.lr=1e-4)")
     key, text = item.split("=", 1)
     path = [p.strip() for p in key.strip().split(".")]
     if not all(path):
         raise ConfigError(f"--set {item!r}: empty name in '{key}'")
-    section = field_sections().get(path[0])
-    if len(path) == 1 and section is not None:
-        path = [section, path[0]]
-    where = _dotted(path)
-    if path[0] == PLUGIN_SECTION and len(path) > 1:
-        value = _coerce(text, None, where)
-    else:
-        node = _node(path)
-        if node is None:
-            home = field_sections().get(path[-1])
-            hint = f" (it belongs in '{home}.{path[-1]}')" if home else ""
-            raise ConfigError(f"--set {item}: unknown config field '{where}'{hint}")
-        try:
-            value = _coerce(text, node, where)
-        except ConfigError as exc:
-            raise ConfigError(f"--set {item}: {exc}") from exc
+    homes = field_homes(method)
+    if len(path) == 1 and path[0] in homes:
+        path = [homes[path[0]], path[0]]
+    elif len(path) == 2 and schema_node(path) is None:
+        moved = place_fields({path[0]: {path[1]: text}}, method, f"--set {item}")
+        if len(moved) == 1 and next(iter(moved)) != path[0]:
+            path = [next(iter(moved)), path[1]]
+    where = dotted(path)
+    node = schema_node(path)
+    if node is None:
+        home = homes.get(path[-1])
+        hint = f" (it belongs in '{home}.{path[-1]}')" if home else ""
+        raise ConfigError(f"--set {item}: unknown config field '{where}'{hint}")
+    try:
+        value = _coerce(text, node, where)
+    except ConfigError as exc:
+        raise ConfigError(f"--set {item}: {exc}") from exc
     layer: dict[str, Any] = {}
     target = layer
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
     target[path[-1]] = value
     return layer
 
@@ -236,10 +198,12 @@ def parse_set(item: str) -> dict[str, Any]:
 # -- layers -----------------------------------------------------------------------------------
 def default_layers(family: str, method: str) -> list[tuple[str, dict[str, Any]]]:
     """The layers of ``defaults.yaml`` that apply to (family, method), lowest first."""
-    doc = _read_yaml(DEFAULTS_FILE)
+    doc = read_yaml(DEFAULTS_FILE)
     families = doc.get("families", {})
     if family not in families:
         raise ConfigError(f"config field 'family': {family!r} is not one of {sorted(families)}")
+    if method not in method_names():
+        raise ConfigError(f"config field 'method': {method!r} is not one of {sorted(method_names())}")
     layers = [
         (f"{DEFAULTS_FILE}[base]", doc.get("base") or {}),
         (f"{DEFAULTS_FILE}[methods.{method}]", (doc.get("methods") or {}).get(method) or {}),
@@ -247,14 +211,23 @@ def default_layers(family: str, method: str) -> list[tuple[str, dict[str, Any]]]
         (f"{DEFAULTS_FILE}[families.{family}.{method}]", families[family].get(method) or {}),
     ]
     for source, layer in layers:
-        check_document(layer, source)
+        check_document(layer, source, method)
     return [(source, copy.deepcopy(layer)) for source, layer in layers]
 
 
 def user_layers(
-    config_file: str | Path | None, sets: Iterable[str] | None, explicit: Mapping[str, Any] | None = None
+    config_file: str | Path | None,
+    sets: Iterable[str] | None,
+    explicit: Mapping[str, Any] | None = None,
+    method: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The user's layers (--config file, each --set, explicit flags), each validated."""
+    """The user's layers (--config file, each --set, explicit flags), each validated.
+
+    ``method``: the run's (bare names of its own section are placed there); the defaults'
+    ``base`` method when None."""
+    method = method or _base_choice()[1]
+    if method not in method_names():
+        raise ConfigError(f"--method: {method!r} is not one of {sorted(method_names())}")
     layers: list[tuple[str, dict[str, Any]]] = []
     if config_file:
         path = Path(config_file)
@@ -264,204 +237,159 @@ def user_layers(
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"--config {path}: not valid YAML ({exc})") from exc
-        layers.append((str(path), nest(loaded, str(path))))
+        layers.append((str(path), place_fields(loaded, method, str(path))))
     for item in sets or []:
-        layers.append((f"--set {item}", parse_set(item)))
+        layers.append((f"--set {item}", parse_set(item, method)))
     given = {k: v for k, v in (explicit or {}).items() if v is not None}
     if given:
-        layers.append(("command line", nest(given, "command line")))
+        layers.append(("command line", place_fields(given, method, "command line")))
     for source, layer in layers:
-        check_document(layer, source)
+        check_document(layer, source, method)
     return layers
 
 
-def check_user_config(config_file: str | Path | None, sets: Iterable[str] | None, **explicit: Any) -> None:
-    """Validate what the user gave, before the data set is even opened."""
-    user_layers(config_file, sets, explicit)
-
-
 def _base_choice() -> tuple[str, str]:
-    base = _read_yaml(DEFAULTS_FILE)["base"]
+    base = read_yaml(DEFAULTS_FILE)["base"]
     return base["family"], base["method"]
 
 
 # -- the object the code reads ---------------------------------------------------------------
-def _default(name: str) -> Any:
-    """Dataclass default of one field: its value in defaults.yaml for the base family and method."""
-    return field(default_factory=lambda: default_config().get(name))
+class Section(Mapping[str, Any]):
+    """One validated config section, read-only: by attribute (``config.optimiser.lr``) or key."""
+
+    def __init__(self, name: str, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_values", copy.deepcopy(dict(values)))
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"config section '{self._name}' has no field '{key}'") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"config section '{self._name}' is read-only (build a new config instead)")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self) == dict(other) if isinstance(other, Mapping) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Section({self._name!r}, {self._values!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._values)
 
 
-def default_config(family: str | None = None, method: str | None = None) -> dict[str, Any]:
-    """Flat defaults of (family, method); the base family and method of defaults.yaml when None."""
-    base_family, base_method = _base_choice()
-    return copy.deepcopy(_merged_defaults(family or base_family, method or base_method, DEFAULTS_FILE))
+@dataclass(frozen=True)
+class TrainConfig:
+    """A validated config: the top-level fields and every section the run has, by name."""
+
+    method: str
+    family: str
+    modules: list[str]
+    sections: dict[str, Section] = field(default_factory=dict)
+
+    @property
+    def data(self) -> Section:
+        return self.sections["data"]
+
+    @property
+    def model(self) -> Section:
+        return self.sections["model"]
+
+    @property
+    def optimiser(self) -> Section:
+        return self.sections["optimiser"]
+
+    @property
+    def test(self) -> Section:
+        return self.sections["test"]
+
+    @property
+    def output(self) -> Section:
+        return self.sections["output"]
+
+    @property
+    def own(self) -> Section:
+        """The run's method's own section (empty for a method without settings of its own)."""
+        return self.sections.get(self.method) or Section(self.method, {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document (format 2): what checkpoints, run.json and resume states store."""
+        return {
+            "method": self.method,
+            "family": self.family,
+            "modules": list(self.modules),
+            **{name: section.to_dict() for name, section in self.sections.items()},
+        }
+
+    def updated(self, layer: Mapping[str, Any], source: str = "update") -> TrainConfig:
+        """A new config with ``layer`` (a partial document, bare names allowed) merged in."""
+        placed = place_fields(layer, self.method, source)
+        check_document(placed, source, self.method)
+        return assemble(_merge(self.to_dict(), placed), self.family, self.method)
+
+
+def assemble(doc: dict[str, Any], family: str, method: str) -> TrainConfig:
+    """The merged document -> a :class:`TrainConfig`: checked against the schema, every field
+    of the run's sections given, other methods' sections dropped (with a warning), objective
+    sections kept when modules are on."""
+    doc = {**doc, "family": family, "method": method}
+    check_document(doc, "config", method)
+    modules = list(doc.get("modules") or [])
+    kept: dict[str, Section] = {}
+    for name in sections_of_kind("shared") + [method] + (sections_of_kind("objective") if modules else []):
+        values = doc.get(name) or {}
+        missing = [f"{name}.{f}" for f in section_fields(name) if f not in values]
+        if missing:
+            raise ConfigError(f"config: no value for config field(s) {', '.join(missing)} (configs/defaults.yaml)")
+        kept[name] = Section(name, {key: _typed(name, key, value) for key, value in values.items()})
+    for name in sections_of_kind("method"):
+        if name != method and doc.get(name):
+            log.warning("config section '%s' is not used: the run's method is %s", name, method)
+    config = TrainConfig(method, family, modules, kept)
+    data = config.data
+    if data.batch_size < 2 * data.num_similar:
+        raise ConfigError(
+            f"config: config field 'data.batch_size' {data.batch_size} < 2 * data.num_similar {data.num_similar}"
+        )
+    return config
+
+
+def _typed(section: str, name: str, value: Any) -> Any:
+    """An integer field's value as an int: JSON Schema counts 100.0 as an integer, range() does not."""
+    node = schema_node([section, name]) or {}
+    types = node.get("type", [])
+    if "integer" in ([types] if isinstance(types, str) else types) and isinstance(value, float):
+        return int(value)
+    return value
 
 
 @functools.cache
-def _merged_defaults(family: str, method: str, path: Path) -> dict[str, Any]:
+def _merged_defaults(family: str, method: str, defaults: Path, schema: Path) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for _, layer in default_layers(family, method):
         _merge(doc, layer)
-    doc["family"], doc["method"] = family, method
-    return _flatten(doc)
+    return doc
 
 
-def _flatten(doc: Mapping[str, Any]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for name, section in field_sections().items():
-        holder = doc.get(section, {}) if section else doc
-        if name in holder:
-            value = copy.deepcopy(holder[name])
-            node = _node([section, name] if section else [name]) or {}
-            if node.get("type") == "integer" and isinstance(value, float):
-                value = int(value)  # JSON Schema counts 100.0 as an integer; range() does not
-            flat[name] = value
-    return flat
-
-
-@dataclass
-class TrainConfig:
-    """Flat view of a validated config; ``TrainConfig()`` is the base family and method of
-    defaults.yaml (no value is written here).  Sections: see :func:`field_sections`."""
-
-    method: str = _default("method")
-    family: str = _default("family")
-    modules: list[str] = _default("modules")
-    # data
-    batch_size: int = _default("batch_size")
-    num_similar: int = _default("num_similar")
-    max_seqlen: int = _default("max_seqlen")
-    # model (names as in the public code; fields of one method are None for the others)
-    k: float = _default("k")
-    dropout_ratio: float = _default("dropout_ratio")
-    alpha1: float = _default("alpha1")
-    alpha2: float = _default("alpha2")
-    alpha3: float = _default("alpha3")
-    alpha4: float = _default("alpha4")
-    pool_t: int = _default("pool_t")
-    alpha_edl: float | None = _default("alpha_edl")
-    alpha_uct_guide: float | None = _default("alpha_uct_guide")
-    amplitude: float | None = _default("amplitude")
-    rat_atn: float | None = _default("rat_atn")
-    uct_guide_order: str | None = _default("uct_guide_order")
-    edl_form: str | None = _default("edl_form")
-    alpha5: float | None = _default("alpha5")
-    alpha6: float | None = _default("alpha6")
-    action_threshold: float | None = _default("action_threshold")
-    background_threshold: float | None = _default("background_threshold")
-    similarity_threshold: float | None = _default("similarity_threshold")
-    graph_top_k_rat: float | None = _default("graph_top_k_rat")
-    fc_temperature: float | None = _default("fc_temperature")
-    feature_mix: float | None = _default("feature_mix")
-    r_act: float | None = _default("r_act")
-    r_bkg: float | None = _default("r_bkg")
-    um_alpha: float | None = _default("um_alpha")
-    um_beta: float | None = _default("um_beta")
-    um_margin: float | None = _default("um_margin")
-    gaussians: int | None = _default("gaussians")
-    em_iterations: int | None = _default("em_iterations")
-    walk_weight: float | None = _default("walk_weight")
-    cosine_scale: float | None = _default("cosine_scale")
-    memory_slots: int | None = _default("memory_slots")
-    frame_mix: float | None = _default("frame_mix")
-    pseudo_mix: float | None = _default("pseudo_mix")
-    spl_temperature: float | None = _default("spl_temperature")
-    fore_weight: float | None = _default("fore_weight")
-    back_weight: float | None = _default("back_weight")
-    att_weight: float | None = _default("att_weight")
-    spl_weights: list[float] | None = _default("spl_weights")
-    distill_weight: float | None = _default("distill_weight")
-    distill_growth: float | None = _default("distill_growth")
-    distill_max: float | None = _default("distill_max")
-    warmup_epochs: int | None = _default("warmup_epochs")
-    snapshot_epochs: list[int] | None = _default("snapshot_epochs")
-    snapshot_temperatures: list[float] | None = _default("snapshot_temperatures")
-    snapshot_dropout: bool | None = _default("snapshot_dropout")
-    delta_epochs: list[int] | None = _default("delta_epochs")
-    delta_scales: list[float] | None = _default("delta_scales")
-    train_max_snippets: int | None = _default("train_max_snippets")
-    # optimiser
-    iterations: int = _default("iterations")
-    lr: float = _default("lr")
-    weight_decay: float = _default("weight_decay")
-    grad_clip: float = _default("grad_clip")
-    mixed_precision: str = _default("mixed_precision")
-    lr_step_epochs: list[int] | None = _default("lr_step_epochs")
-    lr_step_factors: list[float] | None = _default("lr_step_factors")
-    # test: inference, proposals, evaluation
-    class_threshold: float = _default("class_threshold")
-    video_score_ratio: float = _default("video_score_ratio")
-    num_thresholds: int = _default("num_thresholds")
-    outer_ratio: float = _default("outer_ratio")
-    gamma_oic: float = _default("gamma_oic")
-    nms_sigma: float = _default("nms_sigma")
-    loc_score_threshold: float = _default("loc_score_threshold")
-    loc_decode: str = _default("loc_decode")
-    proposal_source: str = _default("proposal_source")
-    max_proposals_per_class: int = _default("max_proposals_per_class")
-    min_proposal_length: float = _default("min_proposal_length")
-    filter_ambiguous: bool = _default("filter_ambiguous")
-    tiou_thresholds: list[float] = _default("tiou_thresholds")
-    upsample_scale: int | None = _default("upsample_scale")
-    cas_thresholds: list[float] | None = _default("cas_thresholds")
-    magnitude_thresholds: list[float] | None = _default("magnitude_thresholds")
-    nms_iou: float | None = _default("nms_iou")
-    fusion_temperature: float | None = _default("fusion_temperature")
-    # output
-    log_every: int = _default("log_every")
-    checkpoint_every: int = _default("checkpoint_every")
-    num_timeline_videos: int = _default("num_timeline_videos")
-    # plug-in options (keys and defaults: wtal_training.mllm4wtal.objective)
-    mllm4wtal: dict[str, Any] = _default("mllm4wtal")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat fields (what checkpoints store and the plug-in objective reads)."""
-        return dataclasses.asdict(self)
-
-    def to_nested(self) -> dict[str, Any]:
-        """The same values in their sections, as a config file would write them."""
-        doc: dict[str, Any] = {}
-        for name, section in field_sections().items():
-            value = copy.deepcopy(getattr(self, name))
-            if section:
-                doc.setdefault(section, {})[name] = value
-            else:
-                doc[name] = value
-        return doc
-
-    def validate(self, source: str = "config") -> TrainConfig:
-        """Schema, registry and cross-field checks; each error names the dotted field."""
-        from .models import BASE_METHODS
-
-        check_document(self.to_nested(), source)
-        if self.method not in BASE_METHODS:
-            raise ConfigError(f"{source}: config field 'method': {self.method!r} is not one of {sorted(BASE_METHODS)}")
-        sections = field_sections()
-        for name in BASE_METHODS[self.method].hyperparameters:
-            if getattr(self, name) is None:
-                raise ConfigError(
-                    f"{source}: config field '{sections[name]}.{name}' is null, but method {self.method} needs it"
-                )
-        if self.batch_size < 2 * self.num_similar:
-            raise ConfigError(
-                f"{source}: config field 'data.batch_size' {self.batch_size} < 2 * data.num_similar {self.num_similar}"
-            )
-        from .mllm4wtal import resolve_config
-
-        try:
-            resolve_config(self.to_dict())
-        except ValueError as exc:  # the plug-in's own checks of its section
-            raise ConfigError(f"{source}: {exc}") from exc
-        return self
-
-
-def _assemble(layers: list[tuple[str, dict[str, Any]]], family: str, method: str) -> TrainConfig:
-    doc: dict[str, Any] = {}
-    for _, layer in layers:
-        _merge(doc, layer)
-    doc["family"], doc["method"] = family, method
-    check_document(doc, "config")
-    return TrainConfig(**_flatten(doc)).validate()
+def default_config(family: str | None = None, method: str | None = None, modules: Iterable[str] = ()) -> TrainConfig:
+    """The defaults of (family, method); the base family and method of defaults.yaml when None.
+    With ``modules``, the plug-in objectives' sections are in too."""
+    base_family, base_method = _base_choice()
+    family, method = family or base_family, method or base_method
+    doc = copy.deepcopy(_merged_defaults(family, method, DEFAULTS_FILE, config_schema.SCHEMA_FILE))
+    doc["modules"] = list(modules)
+    return assemble(doc, family, method)
 
 
 def build_config(
@@ -469,14 +397,18 @@ def build_config(
     family: str,
     config_file: str | Path | None = None,
     sets: list[str] | None = None,
+    *,
+    layers: list[tuple[str, dict[str, Any]]] | None = None,
     **explicit: Any,
 ) -> TrainConfig:
     """Assemble and validate the configuration of one training command.
 
     ``family`` is the data set's (``ground_truth.json``'s ``family``); ``method`` and
     ``family`` come from the command and the data, so a config layer may not contradict them.
+    ``layers``: the user's layers already read by :func:`user_layers` (then ``config_file``,
+    ``sets`` and ``explicit`` are not read again).
     """
-    users = user_layers(config_file, sets, explicit)
+    users = layers if layers is not None else user_layers(config_file, sets, explicit, method)
     for source, layer in users:
         for name, given in (("method", method), ("family", family)):
             if name in layer and layer[name] != given:
@@ -484,16 +416,25 @@ def build_config(
                     f"{source}: config field '{name}' is {layer[name]!r}, but the run's {name} is {given!r} "
                     f"({'--method' if name == 'method' else 'the data set ground_truth.json'} decides it)"
                 )
-    return _assemble([*default_layers(family, method), *users], family, method)
+    doc: dict[str, Any] = {}
+    for _, layer in [*default_layers(family, method), *users]:
+        _merge(doc, layer)
+    return assemble(doc, family, method)
 
 
-def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
-    """Rebuild a config stored in a checkpoint's metadata (flat, or nested; older ones too)."""
+def config_from_dict(data: Mapping[str, Any], config_format: int = CONFIG_FORMAT) -> TrainConfig:
+    """Rebuild a config stored in a checkpoint's metadata or a run record: format 2 (this
+    module's document), or format 1 (flat, every method's fields; :mod:`.config_legacy`)."""
     data = dict(data)
-    if "dataset_family" in data:  # before the explicit family field
-        legacy = data.pop("dataset_family")
-        data.setdefault("family", LEGACY_FAMILIES.get(legacy, legacy))
-    doc = nest(data, "checkpoint config")
+    if config_format < CONFIG_FORMAT:
+        data = config_legacy.upgrade(data)
     base_family, base_method = _base_choice()
-    family, method = doc.get("family") or base_family, doc.get("method") or base_method
-    return _assemble([*default_layers(family, method), ("checkpoint config", doc)], family, method)
+    family, method = data.get("family") or base_family, data.get("method") or base_method
+    if method not in method_names():
+        raise ConfigError(f"config field 'method': {method!r} is not one of {sorted(method_names())}")
+    placed = place_fields(data, method, "stored config", stored=config_format < CONFIG_FORMAT)
+    check_document(placed, "stored config", method)
+    doc: dict[str, Any] = {}
+    for _, layer in [*default_layers(family, method), ("stored config", placed)]:
+        _merge(doc, layer)
+    return assemble(doc, family, method)

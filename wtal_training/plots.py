@@ -22,7 +22,6 @@ quantile), not probabilities: the colour scale is shared by all videos of one ca
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -333,25 +332,26 @@ def plot_timeline(
 
 
 def detections_by_source(
-    outputs: Mapping[str, Mapping[str, np.ndarray]], gt: Mapping[str, Any], config: Any, video_ids: Sequence[str]
+    outputs: Mapping[str, Mapping[str, np.ndarray]],
+    gt: Mapping[str, Any],
+    config: Any,
+    video_ids: Sequence[str],
+    source: str = "auto",
 ) -> tuple[dict[str, dict[str, list]] | None, str | None]:
     """({"head": results, "base": results}, the final source) when the model has a
-    localization head: the post-processing run once per proposal source on ``video_ids``.
-    (None, final source) without a head; (None, None) without ``config``."""
+    localization head: the post-processing run once per proposal source on ``video_ids``
+    (``source``: what the final detections used, ``auto`` resolved here).  (None, final
+    source) without a head; (None, None) without ``config``."""
     if config is None or not video_ids:
         return None, None
-    from .postprocess import predictions_from_outputs, resolve_proposal_source
+    from .postprocess import has_head_outputs, predictions_from_outputs, resolve_proposal_source
 
     chosen = {v: outputs[v] for v in video_ids}
-    has_head = all(o.get("loc_scores") is not None and o.get("loc_offsets") is not None for o in chosen.values())
-    final = resolve_proposal_source(config, has_head)
+    has_head = has_head_outputs(chosen)
+    final = resolve_proposal_source(source, has_head)
     if not has_head:
         return None, final
-    results = {}
-    for source in ("head", "base"):
-        single = copy.copy(config)
-        single.proposal_source = source
-        results[source] = predictions_from_outputs(chosen, gt, single)["results"]
+    results = {single: predictions_from_outputs(chosen, gt, config, single)["results"] for single in ("head", "base")}
     return results, final
 
 
@@ -372,18 +372,19 @@ def plot_timelines(
     annotated_only: bool = True,
     config: Any = None,
     top: int = TOP_DETECTIONS,
+    source: str = "auto",
 ) -> list[Path]:
     """Timelines of the first ``count`` videos (sorted ids; ``None``: all), by default only
     of those that have annotations, then ``overview.png`` with one panel per plotted video
     (not written when no video is plotted).  ``config`` (the model's training config) adds
-    the head and base proposal rows to a model with a localization head.  Returns the
-    paths written, the overview last."""
+    the head and base proposal rows to a model with a localization head; ``source`` is the
+    proposal source of ``predictions``.  Returns the paths written, the overview last."""
     chosen = [v for v in sorted(outputs) if not annotated_only or gt["database"][v].get("annotations")][:count]
     if not chosen:
         return []
     results = predictions.get("results", {})
     norm = score_norm([d for v in chosen for d in _top(results.get(v, []), top)])
-    by_source, final_source = detections_by_source(outputs, gt, config, chosen)
+    by_source, final_source = detections_by_source(outputs, gt, config, chosen, source)
     paths = []
     for vid in chosen:
         sources = {s: by_source[s].get(vid, []) for s in by_source} if by_source else None

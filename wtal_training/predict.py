@@ -10,7 +10,7 @@ Each ``--features`` PATH is one of
 * a canonical data set folder (``ground_truth.json`` + packed features): all its videos, or
   one subset with ``--subset``; its annotations then appear in the timelines.
 
-Every input goes through the inference path of ``evaluate`` (:func:`.engine.detect`), and
+Every input goes through the inference path of ``evaluate`` (:func:`.inference.detect`), and
 the per-video results are then cut to the ``top_n`` best with score >= ``min_score``.
 Snippet length, in seconds: ``--snippet-seconds``, else what the inputs declare (a canonical
 set's ``snippet_seconds``, an extract folder's ``settings.json``), else the checkpoint's;
@@ -42,7 +42,7 @@ from wtal_data.canonical import (
 )
 from wtal_data.ingest_features import load_rgb_flow_features
 
-from .engine import detect
+from .inference import detect
 from .sampler import DeviceFeatureSet
 from .trained_model import TrainedModel
 
@@ -227,15 +227,17 @@ def predict(
     top_n: int = DEFAULT_TOP_N,
     min_score: float | None = None,
     device: str = "cpu",
+    source: str = "auto",
 ) -> Prediction:
-    """Read the inputs, check them against the checkpoint, run the shared inference path."""
+    """Read the inputs, check them against the checkpoint, run the shared inference path
+    (``source``: which proposals are scored, as ``evaluate --proposal-source``)."""
     if top_n < 0:
         raise ConfigError(f"--top-n must be 0 (all) or positive, got {top_n}")
     inputs = read_inputs(paths, subset)
     seconds = resolve_snippet_seconds(snippet_seconds, inputs, trained)
     check_feature_widths(inputs, trained)
     gt = build_ground_truth(inputs, trained.classes, seconds)
-    outputs, predictions = detect(trained.model, to_device(inputs, trained.classes, device), gt, trained.config)
+    outputs, predictions = detect(trained.model, to_device(inputs, trained.classes, device), gt, trained.config, source)
     predictions = select_detections(predictions, top_n, min_score)
     predictions["provenance"] = {
         "checkpoint": str(trained.path),

@@ -1,4 +1,5 @@
-"""The resume state of one seed: what a killed run needs to continue as if never stopped.
+"""The resume state of one seed: what a killed run needs to continue as if never stopped, and
+how a run starts: from its matching state (:func:`restore_or_start`) or afresh.
 
 Written atomically (``wtal_common.io``) to ``OUT/seed{n}/resume.pt`` at every checkpoint
 boundary (``checkpoint_every``) and once more when the run finishes.  It holds every module
@@ -19,6 +20,7 @@ pickled code.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from pathlib import Path
@@ -30,7 +32,10 @@ import torch
 from wtal_common.io import atomic_output
 from wtal_data.canonical import DatasetError
 
-RESUME_FILE = "resume.pt"
+from .checkpoint import code_version
+from .run_files import TensorBoardLog
+from .seed_run import SeedRun
+
 FORMAT_VERSION = 1
 
 log = logging.getLogger("wtal_training")
@@ -131,12 +136,134 @@ def load_resume_state(path: Path, identity: dict[str, Any]) -> dict[str, Any] | 
 
 
 def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Names of what differs, config fields as ``config.<field>``."""
+    """Names of what differs, config fields as ``config.<section>.<field>``."""
     names = []
     for key in sorted(set(saved) | set(current)):
         if key == "config":
-            fields = set(saved.get(key, {})) | set(current.get(key, {}))
-            names += [f"config.{f}" for f in sorted(fields) if saved[key].get(f) != current[key].get(f)]
+            names += [f"config.{f}" for f in _differing(saved.get(key) or {}, current.get(key) or {})]
         elif saved.get(key) != current.get(key):
             names.append(key)
     return names
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differing(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+# -- one seed's run: start afresh or continue ---------------------------------------------------
+def run_identity(run: SeedRun) -> dict[str, Any]:
+    """What a resume state must match: same config, seed, data set and process count."""
+    train_ids = "\n".join(run.data.train.video_ids).encode()
+    return {
+        "config": run.config.to_dict(),
+        "seed": run.seed,
+        "dataset": run.data.gt["dataset"],
+        "classes": list(run.data.gt["classes"]),
+        "feature_dim": run.data.train.feature_dim,
+        "train_videos": hashlib.sha256(train_ids).hexdigest(),
+        "processes": run.processes,
+    }
+
+
+def restore_or_start(run: SeedRun, resume: bool) -> None:
+    """Continue from the seed's resume state when asked for and it matches; log which."""
+    config, path = run.config, run.resume_path
+    state = load_resume_state(path, run_identity(run)) if resume else None
+    if run.accelerator is not None:
+        run.accelerator.wait_for_everyone()  # every process has read the state before it may go
+    if state is None:
+        if path.exists() and run.is_main:
+            if not resume:
+                log.info("seed %d: --restart: removing %s", run.seed, path)
+            path.unlink()
+        if config.optimiser.iterations:
+            log.info("seed %d: starting at iteration 1 of %d", run.seed, config.optimiser.iterations)
+        else:
+            log.info("seed %d: 0 iterations: the initial weights are the checkpoint", run.seed)
+    else:
+        apply_resume_state(run, state)
+        if run.done >= config.optimiser.iterations:
+            log.info(
+                "seed %d: %s holds a finished run (%d of %d iterations): not retrained, re-evaluating its "
+                "final weights (--restart trains again)",
+                run.seed,
+                path,
+                run.done,
+                config.optimiser.iterations,
+            )
+        else:
+            log.info(
+                "seed %d: resuming from %s at iteration %d of %d (--restart starts over)",
+                run.seed,
+                path,
+                run.done + 1,
+                config.optimiser.iterations,
+            )
+    run.last_good = (run.done, run.inference_weights())
+    run.tensorboard = TensorBoardLog(
+        run.output_dir / "tensorboard", run.done, enabled=run.is_main and run.done < config.optimiser.iterations
+    )
+
+
+def apply_resume_state(run: SeedRun, state: dict[str, Any]) -> None:
+    """Load weights, optimizer and scaler states, random streams and metrics into ``run``."""
+    if state["code_version"] != code_version():
+        log.warning(
+            "seed %d: resuming a run started with code %s under code %s",
+            run.seed,
+            state["code_version"],
+            code_version(),
+        )
+    try:
+        for name, module in run.objective.modules().items():
+            module.load_state_dict(state["modules"][name])
+        for name, optimizer in run.objective.optimizers().items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        scaler = run.grad_scaler()
+        if scaler is not None and state["grad_scaler"] is not None:
+            scaler.load_state_dict(state["grad_scaler"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise DatasetError(
+            f"{run.resume_path}: does not fit this run's modules ({exc}); delete it or pass --restart"
+        ) from exc
+    run.done = int(state["iteration"])
+    if run.rank == 0:
+        restore_rng(state["rng"], run.sampler.generator, run.device)
+    else:  # only the main process's streams are saved: the others draw fresh, seeded ones
+        fresh = (run.seed + 1000 * run.rank) * 1_000_003 + run.done
+        torch.manual_seed(fresh)
+        run.sampler.generator.manual_seed(fresh)
+    if state.get("sampler") is not None:
+        run.sampler.load_state_dict(state["sampler"])
+    if state.get("objective") is not None:
+        run.objective.load_state_dict(state["objective"])
+    run.rows = list(state["rows"])
+    run.pending = {k: [v.to(run.device) for v in values] for k, values in state["pending"].items()}
+    run.seconds_before = float(state["train_seconds"])
+
+
+def run_state(run: SeedRun, iteration: int, seconds: float) -> dict[str, Any]:
+    """The resume state of ``run`` after ``iteration`` (see :func:`build_state`), with the
+    sampler's and the objective's own state (a method's epochs, the head's pseudo-labels)."""
+    state = build_state(
+        identity=run_identity(run),
+        code_version=code_version(),
+        iteration=iteration,
+        modules=run.objective.modules(),
+        optimizers=run.objective.optimizers(),
+        grad_scaler=run.grad_scaler(),
+        rng=capture_rng(run.sampler.generator, run.device),
+        rows=run.rows,
+        pending=run.pending,
+        train_seconds=seconds,
+    )
+    state["sampler"] = run.sampler.state_dict()
+    state["objective"] = run.objective.state_dict()
+    return state

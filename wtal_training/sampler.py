@@ -125,7 +125,35 @@ def random_perturb_indices(lengths: torch.Tensor, num_segments: int, generator: 
     return torch.where(exact.unsqueeze(1), i.expand_as(idx), idx)
 
 
-class BatchSampler:
+class Sampler:
+    """What the training loop draws batches from (the engine's :class:`BatchSampler`, or a
+    method's own from :meth:`~.models.base.BaseMethod.training_sampler`).
+
+    ``sample()`` gives the next :class:`Batch`; ``generator`` is the random stream the resume
+    state saves.  The rest are optional behaviours with do-nothing defaults:
+    :meth:`learning_rate_scale` (a learning-rate schedule of the method's own) and
+    :meth:`state_dict` / :meth:`load_state_dict` (state beyond the generator, kept in the
+    resume state).
+    """
+
+    generator: torch.Generator
+
+    def sample(self) -> Batch:  # pragma: no cover
+        raise NotImplementedError
+
+    def learning_rate_scale(self, iteration: int) -> float | None:
+        """Factor on the base method's initial learning rate at ``iteration``; None: no schedule."""
+        return None
+
+    def state_dict(self) -> dict | None:
+        """State a resumed run needs beyond ``generator``; None: none."""
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict`."""
+
+
+class BatchSampler(Sampler):
     """Draws training batches on the device from a :class:`DeviceFeatureSet`."""
 
     def __init__(self, data: DeviceFeatureSet, batch_size: int, num_similar: int, max_seqlen: int, seed: int) -> None:

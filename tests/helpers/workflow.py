@@ -21,9 +21,12 @@ NO_SLURM_CLIENT = {"SLURM_CONF": os.devnull}
 
 
 def scratch_copy(dest: Path) -> Path:
-    """Copy what the workflow reads (code, config, envs, committed annotations) to `dest`."""
-    for name in ("workflow", "config", "envs"):
+    """Copy what the workflow reads (code, config, envs, the packages' default files, committed
+    annotations) to `dest`."""
+    for name in ("workflow", "config", "envs", "wtal_training/configs"):
         shutil.copytree(REPO / name, dest / name)
+    (dest / "prior_generation").mkdir(exist_ok=True)
+    shutil.copyfile(REPO / "prior_generation" / "defaults.yaml", dest / "prior_generation" / "defaults.yaml")
     for ann in ("thumos14/raw/Thumos14reduced-Annotations", "activitynet12/raw/ActivityNet1.2-Annotations"):
         shutil.copytree(REPO / "data" / ann, dest / "data" / ann)
     synthetic = dest / "config" / "synthetic.yaml"

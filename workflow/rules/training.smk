@@ -37,7 +37,9 @@ rule train:
         slurm_partition=lambda wc: slurm_partition(train_gpu(wc)),
     params:
         args=train_params,
-        defaults=lambda wc: training_defaults_digest(run_training_cfg(wc)["method"]),
+        defaults=lambda wc: training_defaults_digest(
+            run_training_cfg(wc)["method"], run_training_cfg(wc).get("modules")
+        ),
         data=lambda wc: f"data/{wc.dataset}/canonical",
         rundir=lambda wc, output: str(Path(output.run).parent),
     shell:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .branches import BranchSetup, ReconstructionBranch
 from .common import ConvAttention, sinusoidal_positions
 from .plugins import MLLM4WTAL_MODULES
 
@@ -88,7 +89,26 @@ class _Block(nn.Module):
 
 
 @MLLM4WTAL_MODULES.register("csr")
-class CompleteSemanticReconstruction(nn.Module):
+class CompleteSemanticReconstruction(ReconstructionBranch):
+    """CSR as the reconstruction branch (eq. 20, a phase of its own: :mod:`.branches`)."""
+
+    @classmethod
+    def build(cls, setup: BranchSetup) -> CompleteSemanticReconstruction:
+        cfg, tp = setup.settings, setup.text_priors
+        return cls(
+            tp.word_vectors,
+            tp.pad_id,
+            tp.mask_id,
+            setup.base.feature_dim,
+            dim=cfg["csr_dim"],
+            heads=cfg["csr_heads"],
+            layers=cfg["csr_layers"],
+            ffn=cfg["csr_ffn"],
+            attention_hidden=cfg["csr_attention_hidden"],
+            label_smoothing=cfg["csr_label_smoothing"],
+            attention_dropout=cfg["csr_attention_dropout"],
+        )
+
     def __init__(
         self,
         word_vectors: np.ndarray,

@@ -56,13 +56,13 @@ class HeadTraining:
     ) -> None:
         self.head, self.base, self.config, self.data, self.gt = head, base, train_config, data, gt
         self.method = type(base)  # its proposal and suppression hooks (models/base.py)
-        self.iterations = int(train_config.iterations)
+        self.iterations = int(train_config.optimiser.iterations)
         self.mu1 = float(cfg["mu1"])
         self.warmup = int(math.ceil(float(cfg["loc_warmup"]) * self.iterations))
         self.ramp = max(1, int(math.ceil(float(cfg["loc_ramp"]) * self.iterations)))
         self.refresh_every = int(cfg["loc_refresh_every"])
-        self.window = int(cfg["loc_window"] or train_config.max_seqlen)
-        self.windows_per_batch = int(cfg["loc_batch_size"] or train_config.batch_size)
+        self.window = int(cfg["loc_window"] or train_config.data.max_seqlen)
+        self.windows_per_batch = int(cfg["loc_batch_size"] or train_config.data.batch_size)
         self.k_divisor = int(cfg["k_divisor"])
         self.rule = PseudoLabelRule(
             float(cfg["loc_min_relative_score"]), float(cfg["loc_max_overlap"]), float(cfg["loc_max_share"])

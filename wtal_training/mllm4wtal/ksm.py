@@ -21,12 +21,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .branches import BranchSetup, MatchBranch, MatchStep, MatchTerms
 from .common import ConvAttention, masked_topk_mean
 from .plugins import MLLM4WTAL_MODULES
+from .text_inputs import key_query_tokens
 
 
 @MLLM4WTAL_MODULES.register("ksm")
-class KeySemanticMatching(nn.Module):
+class KeySemanticMatching(MatchBranch):
+    """KSM as a match branch of eq. 19 (:mod:`.branches`): L_KSM joins the match loss, and A_KSM
+    (the base attention, or KSM's own with ``ksm_attention: own``) is the match side of the
+    distillation."""
+
     def __init__(
         self,
         word_vectors: np.ndarray,
@@ -58,6 +64,36 @@ class KeySemanticMatching(nn.Module):
         self.num_classes = num_classes
         self.k_divisor = k_divisor
         self.attention = ConvAttention(embedding_dim) if own_attention else None
+
+    @classmethod
+    def build(cls, setup: BranchSetup) -> KeySemanticMatching:
+        cfg, tp = setup.settings, setup.text_priors
+        return cls(
+            tp.word_vectors,
+            tp.pad_id,
+            setup.embedding_dim,
+            setup.base.num_classes,
+            text_dim=cfg["text_dim"],
+            n_context=cfg["n_context"],
+            heads=cfg["text_heads"],
+            layers=cfg["text_layers"],
+            k_divisor=cfg["k_divisor"],
+            own_attention=cfg["ksm_attention"] == "own",
+        )
+
+    def match_terms(self, step: MatchStep) -> MatchTerms:
+        """Eq. 10 on the batch, with one key description per class drawn from ``step.rng``."""
+        batch, out = step.batch, step.output
+        keys = key_query_tokens(step.text_priors, batch.video_ids, batch.labels, step.rng, step.settings["ksm_text"])
+        device = batch.features.device
+        res = self(out.embeddings, batch.mask, keys.ids.to(device), keys.padding.to(device), out.attention)
+        loss = self.loss(res["similarity"], res["attention"], batch.mask, batch.labels)
+        return MatchTerms(loss, {"ksm_loss": loss.detach()}, res["attention"])
+
+    def target_attention(
+        self, embeddings: torch.Tensor, mask: torch.Tensor, base_attention: torch.Tensor
+    ) -> torch.Tensor:
+        return self.attention(embeddings, mask) if self.attention is not None else base_attention
 
     def queries(self, key_ids: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
         """(C, L) key-description ids -> (C+1, E) class queries, background last."""

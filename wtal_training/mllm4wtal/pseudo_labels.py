@@ -8,9 +8,9 @@ training and between seeds; on generated THUMOS14-shaped data it ranged from 0.0
 against a true 0.28, and every run of positives became one over-long instance.  Here:
 
 1. the base method (eval mode, no dropout, no gradient) runs on every training video at
-   its native length, exactly as at test time (:func:`wtal_training.engine.infer`);
+   its native length, exactly as at test time (:func:`wtal_training.inference.infer`);
 2. its own post-processing hooks give proposals for each *labelled* class of the video
-   (``video_proposals(..., classes=labels)``) and its suppression decays overlaps
+   (``video_proposals`` with the labels as the classes) and its suppression decays overlaps
    (``suppress``: soft-NMS for CO2-Net/DELU, hard NMS for UM);
 3. per (video, class), scores are min-max normalised over that video's proposals of the
    class, and proposals are taken best first while their normalised score is >=
@@ -119,7 +119,7 @@ def pseudo_instances(
         classes = np.asarray(labels[vid], dtype=np.int64)
         if not len(classes):
             continue
-        props = method.video_proposals(out, config, "base", classes=classes)
+        props = method.video_proposals(out, config, classes, method.video_class_scores(out, config))
         for c in classes.tolist():
             sel = props.label == c
             groups.append((props.start[sel], props.end[sel], props.score[sel]))

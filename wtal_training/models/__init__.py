@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from . import co2net, ddgnet, delu, um, zhou2023  # noqa: F401  (register the methods)
-from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, TrainingObjective, register_base_method
+from .base import BASE_METHODS, BaseMethod, BaseOutput, Batch, register_base_method
 
 
 def build_base_method(config: Any, feature_dim: int, num_classes: int) -> BaseMethod:
     """Instantiate ``config.method`` with the hyperparameters it reads from ``config``."""
     method = BASE_METHODS[config.method]  # an unknown name: ConfigError listing the registered ones
-    hp = {name: getattr(config, name) for name in method.hyperparameters}
-    return method(feature_dim, num_classes, **hp)
+    return method(feature_dim, num_classes, **method.hyperparameters_of(config))
 
 
 __all__ = [
@@ -20,7 +19,6 @@ __all__ = [
     "Batch",
     "BaseMethod",
     "BaseOutput",
-    "TrainingObjective",
     "register_base_method",
     "build_base_method",
 ]

@@ -11,14 +11,16 @@ default: :meth:`BaseMethod.inference_length` (how many snippets the network sees
 video: all of them, or a uniform resampling), :meth:`BaseMethod.inference_videos_per_chunk`
 (how many videos one forward takes), :attr:`BaseMethod.test_outputs` (which
 ``extras`` the post-processing needs) and the class methods
-:meth:`BaseMethod.video_proposals` / :meth:`BaseMethod.suppress` (per-video proposals
-and their non-maximum suppression, called by :mod:`wtal_training.postprocess`).
+:meth:`BaseMethod.video_class_scores`, :meth:`BaseMethod.kept_classes`,
+:meth:`BaseMethod.video_proposals` (the method's own proposals only) and
+:meth:`BaseMethod.suppress` (non-maximum suppression), called by
+:mod:`wtal_training.postprocess`, which adds the localization head's proposals itself.
 
 The MLLM4WTAL branches (KSM, CSR, DPID, localization head) are *plug-ins*: they read a
-:class:`BaseOutput` (embeddings and attention) and add losses; the engine composes them
-through a :class:`TrainingObjective`, which owns the optimizers, so a method with
-alternating phases and separate optimizers (the paper's eqs. 19-20) fits the same loop
-as a plain base method.
+:class:`BaseOutput` (embeddings and attention) and add losses; the training loop composes
+them through a training objective (:mod:`wtal_training.objectives`), which owns the
+optimizers, so a method with alternating phases and separate optimizers (the paper's eqs.
+19-20) fits the same loop as a plain base method.
 
 Shapes: B videos, T snippets, D feature dims (2048 = RGB 1024 + flow 1024), C classes.
 ``mask`` is (B, T) bool, True on real snippets (videos shorter than T are padded).
@@ -28,13 +30,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from wtal_common.registry import Registry
+
+from ..config import default_config
+from ..proposals import Proposals, batched_soft_nms, select_classes
+from .oic import oic_class_scores, oic_proposals
 
 
 @dataclass
@@ -61,9 +67,10 @@ class BaseMethod(nn.Module):
     """A registered base WTAL method. Subclasses set ``name`` and implement both methods."""
 
     name: str = "base"
-    # Names of the config fields the method reads as hyperparameters (``build_base_method``
-    # passes exactly these); their values live in wtal_training/configs/defaults.yaml.
-    hyperparameters: tuple[str, ...] = ()
+    # Its hyperparameters (``self.hp``): its own config section (named after it: every field),
+    # plus these fields of the shared sections ("section.field"); the values live in
+    # wtal_training/configs/defaults.yaml (:meth:`hyperparameters_of`).
+    shared_settings: tuple[str, ...] = ()
 
     def __init__(self, feature_dim: int, num_classes: int, **hyperparameters: Any) -> None:
         super().__init__()
@@ -71,14 +78,21 @@ class BaseMethod(nn.Module):
         self.num_classes = num_classes
 
     @classmethod
+    def hyperparameters_of(cls, config: Any) -> dict[str, Any]:
+        """What the method reads from a run's config: each of :attr:`shared_settings` (by its
+        field name) and every field of its own section."""
+        values = {
+            path.split(".")[1]: config.sections[path.split(".")[0]][path.split(".")[1]] for path in cls.shared_settings
+        }
+        values.update(config.own)
+        return values
+
+    @classmethod
     def default_hyperparameters(cls) -> dict[str, Any]:
         """This method's hyperparameters as defaults.yaml sets them for its default data-set
         family; a model built without a config (tests, benchmarks) takes these, so no value
         is repeated in the model code."""
-        from ..config import default_config
-
-        values = default_config(method=cls.name)
-        return {name: values[name] for name in cls.hyperparameters}
+        return cls.hyperparameters_of(default_config(method=cls.name))
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> BaseOutput:  # pragma: no cover
         raise NotImplementedError
@@ -103,36 +117,42 @@ class BaseMethod(nn.Module):
         pairs instead (DDG-Net)."""
         return snippet_bounded_videos(longest, max_snippets)
 
+    # Proposals of one video (``output``: its inference outputs, ``cas``, ``attention``, the
+    # ``test_outputs`` extras, and ``video_length`` when :meth:`inference_length` resampled it).
+    # Class methods: post-processing looks the method up by name (``config.method``).
+    # Defaults: the CO2-Net/DELU recipe (:mod:`.oic`).
+    @classmethod
+    def video_class_scores(cls, output: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
+        """(C,) video-level class scores: what decides the kept classes and ranks the
+        localization head's proposals."""
+        return oic_class_scores(output, config)
+
+    @classmethod
+    def kept_classes(cls, class_scores: np.ndarray, config: Any) -> np.ndarray:
+        """Class indices the video is taken to show (proposals are made for these)."""
+        return select_classes(class_scores, config.test.class_threshold)
+
     @classmethod
     def video_proposals(
-        cls, output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
-    ) -> Any:
-        """One video's candidate proposals (``postprocess.Proposals``, snippet units of the
-        original video) from its inference ``output`` (``cas``, ``attention``, the
-        ``test_outputs`` extras, ``loc_scores``/``loc_offsets`` with a localization head, and
-        ``video_length`` when :meth:`inference_length` resampled it).  ``classes``: propose for
-        these class indices instead of the ones the video-level scores keep (the localization
-        head's pseudo-labels use a training video's labels).  Default: the CO2-Net/DELU recipe
-        (multiple attention thresholds, outer-inner contrast)."""
-        from ..postprocess import video_proposals
+        cls, output: Mapping[str, np.ndarray], config: Any, classes: np.ndarray, class_scores: np.ndarray
+    ) -> Proposals:
+        """The method's own proposals for ``classes`` (the kept ones at test time, a training
+        video's labels for the localization head's pseudo-labels), in snippets of the
+        original video, before suppression; never the head's (:mod:`wtal_training.postprocess`
+        adds those)."""
+        return oic_proposals(output, config, classes, class_scores)
 
-        return video_proposals(
-            output["cas"],
-            output["attention"],
-            config,
-            output.get("loc_scores"),
-            output.get("loc_offsets"),
-            source,
-            classes=classes,
-        )
+    @classmethod
+    def prepare_head_proposals(cls, proposals: Proposals, config: Any) -> Proposals:
+        """The localization head's proposals before they join this method's: unchanged by
+        default (:meth:`suppress` then treats both alike)."""
+        return proposals
 
     @classmethod
     def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:
         """Scores after non-maximum suppression for each (start, end, score) group of one
         (video, class); a non-finite score removes the proposal.  Default: Gaussian soft-NMS."""
-        from ..postprocess import batched_soft_nms
-
-        return batched_soft_nms(groups, sigma=config.nms_sigma)
+        return batched_soft_nms(groups, sigma=config.test.nms_sigma)
 
     # -- training hooks (defaults: the engine's batch sampler and a plain Adam) ------------
     def training_sampler(self, data: Any, config: Any, seed: int) -> Any:
@@ -187,21 +207,3 @@ def register_base_method(name: str) -> Callable[[type[BaseMethod]], type[BaseMet
         return cls
 
     return decorator
-
-
-class TrainingObjective(Protocol):
-    """What the engine trains: owns the modules and their optimizers.
-
-    ``step`` runs one training iteration (forward, backward, optimizer steps; any
-    number of phases) and returns scalar logs.  ``inference_model`` is the only module
-    run at test time: for MLLM4WTAL it is the base method plus the localization head,
-    never the text branches.
-    """
-
-    def modules(self) -> dict[str, nn.Module]: ...
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
-
-    def step(self, batch: Batch, iteration: int) -> dict[str, float]: ...
-
-    def inference_model(self) -> nn.Module: ...

@@ -72,18 +72,17 @@ class ConsensusAttention(nn.Module):
 
 @register_base_method("co2net")
 class CO2Net(BaseMethod):
-    # Config fields this method reads (values: wtal_training/configs/defaults.yaml).
-    hyperparameters = (
-        "k",
-        "dropout_ratio",
-        "alpha1",
-        "alpha2",
-        "alpha3",
-        "alpha4",
-        "num_similar",
-        "pool_t",
-        "max_seqlen",
-        "iterations",
+    shared_settings = (
+        "model.k",
+        "model.dropout_ratio",
+        "model.alpha1",
+        "model.alpha2",
+        "model.alpha3",
+        "model.alpha4",
+        "model.pool_t",
+        "data.num_similar",
+        "data.max_seqlen",
+        "optimiser.iterations",
     )
 
     def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:

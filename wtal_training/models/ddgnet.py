@@ -171,18 +171,6 @@ class DDGBlock(nn.Module):
 
 @register_base_method("ddgnet")
 class DDGNet(DELU):
-    hyperparameters = (
-        *DELU.hyperparameters,
-        "alpha5",
-        "alpha6",
-        "action_threshold",
-        "background_threshold",
-        "similarity_threshold",
-        "graph_top_k_rat",
-        "fc_temperature",
-        "feature_mix",
-    )
-
     # Inference holds about 12 (B, T, T) float32 tensors at its peak (measured on the CPU:
     # 11-12 per B*T*T*4 bytes); 2**26 pairs per forward keep that near 3 GB however long the
     # videos are.  The snippet bound alone (262,144 on CUDA) would let THUMOS14's longest test

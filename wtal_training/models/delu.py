@@ -18,16 +18,6 @@ from .co2net import CO2Net
 
 @register_base_method("delu")
 class DELU(CO2Net):
-    hyperparameters = (
-        *CO2Net.hyperparameters,
-        "alpha_edl",
-        "alpha_uct_guide",
-        "amplitude",
-        "rat_atn",
-        "uct_guide_order",
-        "edl_form",
-    )
-
     def loss(self, output: BaseOutput, batch: Batch, iteration: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms = self.delu_terms(output, batch, iteration)
         total = sum(terms.values())

@@ -38,7 +38,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..proposals import Proposals
 from .base import BaseMethod, BaseOutput, Batch, register_base_method
+from .um_postprocess import hard_nms, um_class_scores, um_video_proposals
 
 
 def _count(lengths: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -106,7 +108,7 @@ def um_losses(
 
 @register_base_method("um")
 class UM(BaseMethod):
-    hyperparameters = ("r_act", "r_bkg", "um_alpha", "um_beta", "um_margin", "max_seqlen")
+    shared_settings = ("data.max_seqlen",)
     test_outputs = ("class_logits",)
 
     def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:
@@ -149,15 +151,15 @@ class UM(BaseMethod):
         return lengths.clamp(max=int(self.hp["max_seqlen"]))
 
     @classmethod
-    def video_proposals(
-        cls, output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
-    ) -> Any:
-        from .um_postprocess import um_video_proposals
+    def video_class_scores(cls, output: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
+        return um_class_scores(output, config)
 
-        return um_video_proposals(output, config, source, classes)
+    @classmethod
+    def video_proposals(
+        cls, output: Mapping[str, np.ndarray], config: Any, classes: np.ndarray, class_scores: np.ndarray
+    ) -> Proposals:
+        return um_video_proposals(output, config, classes, class_scores)
 
     @classmethod
     def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:
-        from .um_postprocess import hard_nms
-
-        return [hard_nms(start, end, score, config.nms_iou) for start, end, score in groups]
+        return [hard_nms(start, end, score, config.own.nms_iou) for start, end, score in groups]

@@ -1,5 +1,5 @@
 """UM's own test-time post-processing (Pilhyeon/WTAL-Uncertainty-Modeling ``test.py``), the
-:meth:`~.um.UM.video_proposals` and :meth:`~.um.UM.suppress` hooks.
+:meth:`~.um.UM.video_class_scores`, :meth:`~.um.UM.video_proposals` and :meth:`~.um.UM.suppress` hooks.
 
 Per video (the network saw ``n`` snippets, uniformly resampled from ``video_length``):
 class scores = softmax of the mean of the top ``n // r_act`` raw CAS values; kept classes
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..postprocess import BASE, Proposals, head_proposal_parts, outer_inner_scores, proposals_from_parts, softmax
+from ..proposals import BASE, Proposals, outer_inner_scores, proposals_from_parts, softmax
 
 MIN_RUN = 2  # upsampled steps; get_proposal_oic skips shorter runs
 
@@ -52,45 +52,41 @@ def runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(change == 1), np.flatnonzero(change == -1)
 
 
+def um_class_scores(output: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
+    """(C,) softmax of the mean of the top ``n // r_act`` raw CAS values per class."""
+    logits = output["class_logits"]
+    k = max(1, int(output["attention"].shape[0] // config.own.r_act))
+    top = -np.sort(-logits, axis=0)[:k]
+    return softmax(top.mean(axis=0))
+
+
 def um_video_proposals(
-    output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
+    output: Mapping[str, np.ndarray], config: Any, classes: np.ndarray, class_scores: np.ndarray
 ) -> Proposals:
-    """UM's proposals of one video (module docstring); ``classes`` replaces the kept classes."""
+    """UM's proposals of one video for ``classes`` (module docstring)."""
     logits, attention = output["class_logits"], output["attention"]
     n = attention.shape[0]
     unit = float(output.get("video_length", n)) / n  # original snippets per network step
-    k = max(1, int(n // config.r_act))
-    top = -np.sort(-logits, axis=0)[:k]
-    scores = softmax(top.mean(axis=0))
-    chosen = np.flatnonzero(scores >= config.class_threshold)
-    if not len(chosen):
-        chosen = np.array([int(np.argmax(scores))])
-    if classes is not None:
-        chosen = np.asarray(classes, dtype=np.int64)
+    chosen = np.asarray(classes, dtype=np.int64)
     parts: list[tuple[np.ndarray, ...]] = []
-    if source in ("base", "merge"):
-        scale = int(config.upsample_scale)
-        cas = upsample(minmax_per_class(softmax(logits, axis=-1) * attention[:, None])[:, chosen], scale)
-        att = upsample(attention, scale)
-        step = unit / scale
-        for col, c in enumerate(chosen):
-            families = [(cas[:, col] >= thr) & (cas[:, col] > 0) for thr in config.cas_thresholds]
-            wtcams = [np.where(cas[:, col] < thr, 0.0, cas[:, col]) for thr in config.cas_thresholds]
-            families += [(att >= thr) & (att > 0) for thr in config.magnitude_thresholds]
-            wtcams += [cas[:, col]] * len(config.magnitude_thresholds)
-            for on, wtcam in zip(families, wtcams):
-                st, en = runs(on)
-                keep = (en - st) >= MIN_RUN
-                st, en = st[keep], en[keep]
-                if not len(st):
-                    continue
-                contrast = outer_inner_scores(wtcam[:, None], st, en, config.outer_ratio)[:, 0]
-                contrast = contrast + config.gamma_oic * scores[c]
-                parts.append((st * step, en * step, contrast, np.full(len(st), c), np.full(len(st), BASE)))
-    loc_scores, loc_offsets = output.get("loc_scores"), output.get("loc_offsets")
-    if loc_scores is not None and loc_offsets is not None and source in ("head", "merge"):
-        for st, en, sc, lab, src in head_proposal_parts(loc_scores, loc_offsets, chosen, config, scores):
-            parts.append((st * unit, en * unit, sc, lab, src))
+    scale = int(config.own.upsample_scale)
+    cas = upsample(minmax_per_class(softmax(logits, axis=-1) * attention[:, None])[:, chosen], scale)
+    att = upsample(attention, scale)
+    step = unit / scale
+    for col, c in enumerate(chosen):
+        families = [(cas[:, col] >= thr) & (cas[:, col] > 0) for thr in config.own.cas_thresholds]
+        wtcams = [np.where(cas[:, col] < thr, 0.0, cas[:, col]) for thr in config.own.cas_thresholds]
+        families += [(att >= thr) & (att > 0) for thr in config.own.magnitude_thresholds]
+        wtcams += [cas[:, col]] * len(config.own.magnitude_thresholds)
+        for on, wtcam in zip(families, wtcams):
+            st, en = runs(on)
+            keep = (en - st) >= MIN_RUN
+            st, en = st[keep], en[keep]
+            if not len(st):
+                continue
+            contrast = outer_inner_scores(wtcam[:, None], st, en, config.test.outer_ratio)[:, 0]
+            contrast = contrast + config.test.gamma_oic * class_scores[c]
+            parts.append((st * step, en * step, contrast, np.full(len(st), c), np.full(len(st), BASE)))
     return proposals_from_parts(parts)
 
 

@@ -53,7 +53,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..proposals import Proposals, soft_nms_per_class
 from .base import BaseMethod, BaseOutput, Batch, register_base_method
+from .zhou2023_pseudo import zhou_class_scores, zhou_kept_classes, zhou_video_proposals
 
 SHARPNESS = 5.0  # softmax scale of the cosine similarities in EM and the random walk
 VIDEO_MIX = 0.6  # test-time video score: 0.6 original + 0.4 propagated branch
@@ -191,35 +193,7 @@ def check_schedules(hp: Mapping[str, Any]) -> None:
 
 @register_base_method("zhou2023")
 class Zhou2023(BaseMethod):
-    hyperparameters = (
-        "dropout_ratio",
-        "gaussians",
-        "em_iterations",
-        "walk_weight",
-        "cosine_scale",
-        "memory_slots",
-        "frame_mix",
-        "pseudo_mix",
-        "spl_temperature",
-        "fore_weight",
-        "back_weight",
-        "att_weight",
-        "spl_weights",
-        "distill_weight",
-        "distill_growth",
-        "distill_max",
-        "warmup_epochs",
-        "snapshot_epochs",
-        "snapshot_temperatures",
-        "snapshot_dropout",
-        "delta_epochs",
-        "delta_scales",
-        "lr_step_epochs",
-        "lr_step_factors",
-        "class_threshold",
-        "cas_thresholds",
-        "train_max_snippets",
-    )
+    shared_settings = ("model.dropout_ratio", "test.class_threshold")
     test_outputs = ("video_scores",)
 
     def __init__(self, feature_dim: int, num_classes: int, **hp: Any) -> None:
@@ -349,12 +323,24 @@ class Zhou2023(BaseMethod):
 
     # -- test time: the public ss_eval + getActLoc (proposals fused, no NMS) ----------------
     @classmethod
-    def video_proposals(
-        cls, output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
-    ) -> Any:
-        from .zhou2023_pseudo import zhou_video_proposals
+    def video_class_scores(cls, output: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
+        return zhou_class_scores(output, config)
 
-        return zhou_video_proposals(output, config, source, classes)
+    @classmethod
+    def kept_classes(cls, class_scores: np.ndarray, config: Any) -> np.ndarray:
+        return zhou_kept_classes(class_scores, config)
+
+    @classmethod
+    def video_proposals(
+        cls, output: Mapping[str, np.ndarray], config: Any, classes: np.ndarray, class_scores: np.ndarray
+    ) -> Proposals:
+        return zhou_video_proposals(output, config, classes)
+
+    @classmethod
+    def prepare_head_proposals(cls, proposals: Proposals, config: Any) -> Proposals:
+        """The project's soft-NMS per class: :meth:`suppress` passes everything through, and the
+        head's proposals are not fused."""
+        return soft_nms_per_class(proposals, config.test.nms_sigma)
 
     @classmethod
     def suppress(cls, groups: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], config: Any) -> list[np.ndarray]:
@@ -365,7 +351,7 @@ class Zhou2023(BaseMethod):
     def training_sampler(self, data: Any, config: Any, seed: int) -> Any:
         from .zhou2023_training import Zhou2023Training
 
-        return Zhou2023Training(self, data, config.batch_size, seed)
+        return Zhou2023Training(self, data, config.data.batch_size, seed)
 
     def optimizer_options(self) -> dict[str, Any]:
         return {"betas": (0.9, 0.99)}  # the public Adam's betas

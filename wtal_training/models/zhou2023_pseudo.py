@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..postprocess import BASE, HEAD, Proposals, batched_soft_nms, head_proposal_parts, softmax, threshold_runs
+from ..proposals import BASE, Proposals, proposals_from_parts, softmax, threshold_runs
 
 log = logging.getLogger("wtal_training")
 
@@ -165,47 +165,22 @@ def video_pseudo_labels(
     return labels, failed
 
 
-def zhou_video_proposals(
-    output: Mapping[str, np.ndarray], config: Any, source: str, classes: np.ndarray | None = None
-) -> Proposals:
-    """Test time (``ss_eval`` + ``getActLoc``): classes whose video score is at least
-    ``class_threshold`` (no fallback to the best one), fused proposals on the attention-
-    weighted class probability; a localization head's proposals, when asked for, get the
-    project's soft-NMS here (``suppress`` passes everything through).  ``classes`` replaces
-    the kept classes."""
-    cas, attention = output["cas"], output["attention"]
-    num_classes = cas.shape[1] - 1
-    video = np.asarray(output["video_scores"])[0]
-    chosen = np.flatnonzero(video[:num_classes] >= config.class_threshold)
-    if classes is not None:
-        chosen = np.asarray(classes, dtype=np.int64)
-    frame = softmax(cas, axis=-1) * attention[:, None]
-    starts, ends, scores, labels, sources = [], [], [], [], []
-    if source in ("base", "merge"):
-        for c in chosen:
-            fused = fuse_proposals(class_proposals(frame[:, c], config.cas_thresholds), config.fusion_temperature)
-            starts.append(fused[:, 0])
-            ends.append(fused[:, 1])
-            scores.append(fused[:, 2])
-            labels.append(np.full(len(fused), c))
-            sources.append(np.full(len(fused), BASE))
-    loc_scores, loc_offsets = output.get("loc_scores"), output.get("loc_offsets")
-    if loc_scores is not None and loc_offsets is not None and source in ("head", "merge"):
-        parts = head_proposal_parts(loc_scores, loc_offsets, chosen, config, video[:num_classes])
-        decayed = batched_soft_nms([(p[0], p[1], p[2]) for p in parts], sigma=config.nms_sigma)
-        for (st, en, _, lab, _), sc in zip(parts, decayed):
-            starts.append(st)
-            ends.append(en)
-            scores.append(sc)
-            labels.append(lab)
-            sources.append(np.full(len(st), HEAD))
-    if not starts:
-        empty = np.zeros(0)
-        return Proposals(empty, empty, empty, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    return Proposals(
-        np.concatenate(starts).astype(np.float64),
-        np.concatenate(ends).astype(np.float64),
-        np.concatenate(scores).astype(np.float64),
-        np.concatenate(labels).astype(np.int64),
-        np.concatenate(sources).astype(np.int64),
-    )
+def zhou_class_scores(output: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
+    """(C,) the test-time video scores (``0.6 fg_o + 0.4 fg_m``, background dropped)."""
+    return np.asarray(output["video_scores"])[0][: output["cas"].shape[1] - 1]
+
+
+def zhou_kept_classes(class_scores: np.ndarray, config: Any) -> np.ndarray:
+    """Classes whose video score is at least ``class_threshold``: no fallback to the best one."""
+    return np.flatnonzero(class_scores >= config.test.class_threshold)
+
+
+def zhou_video_proposals(output: Mapping[str, np.ndarray], config: Any, classes: np.ndarray) -> Proposals:
+    """Test time (``ss_eval`` + ``getActLoc``): fused proposals of each class in ``classes``
+    on the attention-weighted class probability (no suppression after: fusion replaces it)."""
+    frame = softmax(output["cas"], axis=-1) * output["attention"][:, None]
+    parts = []
+    for c in np.asarray(classes, dtype=np.int64):
+        fused = fuse_proposals(class_proposals(frame[:, c], config.own.cas_thresholds), config.own.fusion_temperature)
+        parts.append((fused[:, 0], fused[:, 1], fused[:, 2], np.full(len(fused), c), np.full(len(fused), BASE)))
+    return proposals_from_parts(parts)

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..sampler import LazyVideoIds, Sampler, random_perturb_indices
 from .base import Batch, inference_snippet_budget
 from .zhou2023_pseudo import video_pseudo_labels
 
@@ -68,8 +69,6 @@ def padded_batch(
     positions = torch.minimum(steps, kept.unsqueeze(1) - 1).expand(len(videos), t_max).clone()
     long = lengths > kept
     if bool(long.any()):
-        from ..sampler import random_perturb_indices
-
         if generator is None:
             raise ValueError("padded_batch: cutting videos to max_snippets needs a generator")
         positions[long] = random_perturb_indices(lengths[long], t_max, generator)
@@ -90,7 +89,7 @@ def all_videos(data: Any, max_snippets: int) -> Iterator[tuple[torch.Tensor, tor
         yield videos, features, mask
 
 
-class Zhou2023Training:
+class Zhou2023Training(Sampler):
     """The method's sampler and training state (see the module docstring)."""
 
     def __init__(self, model: Any, data: Any, batch_size: int, seed: int) -> None:
@@ -226,8 +225,6 @@ class Zhou2023Training:
         target = self.pseudo_target(epoch)
         if target is not None:
             extras["pseudo_labels"] = target.index_select(0, rows.reshape(-1)).reshape(*rows.shape, -1)
-        from ..sampler import LazyVideoIds
-
         return Batch(
             features=features,
             mask=mask,
