@@ -410,6 +410,7 @@ class TrainConfig:
     # output
     log_every: int = _default("log_every")
     checkpoint_every: int = _default("checkpoint_every")
+    checkpoint_minutes: float | None = _default("checkpoint_minutes")
     num_timeline_videos: int = _default("num_timeline_videos")
     # plug-in options (keys and defaults: wtal_training.mllm4wtal.objective)
     mllm4wtal: dict[str, Any] = _default("mllm4wtal")

@@ -345,10 +345,16 @@ def setup_seed_run(
 
 
 def run_identity(run: SeedRun) -> dict[str, Any]:
-    """What a resume state must match: same config, seed, data set and process count."""
+    """What a resume state must match: same config, seed, data set and process count.
+
+    ``checkpoint_minutes`` is left out: it decides only when states are written, not what
+    training computes, so a rerun may change it and still resume (and states written before
+    the field existed still match).
+    """
     train_ids = "\n".join(run.data.train.video_ids).encode()
+    config = {k: v for k, v in run.config.to_dict().items() if k != "checkpoint_minutes"}
     return {
-        "config": run.config.to_dict(),
+        "config": config,
         "seed": run.seed,
         "dataset": run.data.gt["dataset"],
         "classes": list(run.data.gt["classes"]),
@@ -361,18 +367,21 @@ def run_identity(run: SeedRun) -> dict[str, Any]:
 def restore_or_start(run: SeedRun, resume: bool) -> None:
     """Continue from the seed's resume state when asked for and it matches; log which."""
     config, path = run.config, run.resume_path
+    found = path.exists()  # looked at before the barrier: the main process may remove it after
     state = load_resume_state(path, run_identity(run)) if resume else None
     if run.accelerator is not None:
         run.accelerator.wait_for_everyone()  # every process has read the state before it may go
     if state is None:
-        if path.exists() and run.is_main:
+        if found and run.is_main:
             if not resume:
                 log.info("seed %d: --restart: removing %s", run.seed, path)
             path.unlink()
+        # resuming, but nothing to resume: say so, a rerun must not start over silently
+        missing = f"no resume state in {run.output_dir}: " if resume and not found else ""
         if config.iterations:
-            log.info("seed %d: starting at iteration 1 of %d", run.seed, config.iterations)
+            log.info("seed %d: %sstarting at iteration 1 of %d", run.seed, missing, config.iterations)
         else:
-            log.info("seed %d: 0 iterations: the initial weights are the checkpoint", run.seed)
+            log.info("seed %d: %s0 iterations: the initial weights are the checkpoint", run.seed, missing)
     else:
         apply_resume_state(run, state)
         if run.done >= config.iterations:
@@ -439,15 +448,23 @@ def run_training_loop(run: SeedRun, progress: bool) -> float:
     """Iterations ``done + 1 .. iterations``; returns the training seconds, earlier attempts included.
 
     The loss is checked for finiteness on the device and read on the host only at log
-    and checkpoint iterations, so the loop never waits for the GPU.
+    and checkpoint iterations, so the loop never waits for the GPU.  Checkpoint iterations:
+    every ``checkpoint_every``-th, and (see :func:`wall_time_checkpoints`) the first one
+    after ``checkpoint_minutes`` of wall time without a resume state.
     """
     config = run.config
     reporter = make_progress(f"seed {run.seed}", run.done, config.iterations, progress, run.is_main)
     start = time.perf_counter()
     first_bad = torch.zeros((), dtype=torch.long, device=run.device)  # first non-finite iteration, 0: none
+    every_seconds = wall_time_checkpoints(run)
+    last_state = wall_clock()  # when the last resume state was written (or this attempt began)
     try:
         for iteration in range(run.done + 1, config.iterations + 1):
-            at_checkpoint = iteration % config.checkpoint_every == 0
+            at_checkpoint = iteration % config.checkpoint_every == 0 or (
+                every_seconds is not None
+                and iteration < config.iterations  # the final state is finish_seed's
+                and wall_clock() - last_state >= every_seconds
+            )
             at_log = iteration % config.log_every == 0 or iteration == config.iterations
             try:
                 scale_learning_rate(run, iteration)
@@ -469,10 +486,37 @@ def run_training_loop(run: SeedRun, progress: bool) -> float:
                 log_metrics_row(run, iteration, seconds, reporter)
             if at_checkpoint:
                 checkpoint_boundary(run, iteration, seconds)
+                last_state = wall_clock()
             reporter.advance()
     finally:
         reporter.close()
     return run.seconds_before + time.perf_counter() - start
+
+
+def wall_clock() -> float:
+    """Seconds on a monotonic clock, for the wall-time checkpoints (a function of its own,
+    so that tests can move time)."""
+    return time.monotonic()
+
+
+def wall_time_checkpoints(run: SeedRun) -> float | None:
+    """Seconds of wall time after which a resume state is written even between
+    ``checkpoint_every`` boundaries (``checkpoint_minutes``), or ``None``: off.
+
+    This gives short, slow runs (a 400-iteration CPU run with ``checkpoint_every: 500``)
+    resume points.  Such an iteration is a checkpoint boundary like any other (loss checked
+    for finiteness, weights kept as the last good ones, state written); writing the state
+    only reads the training state, so the run computes the same with or without it.
+
+    Only in a single-process run: every process must agree on which iterations are
+    checkpoints, and wall clocks differ between processes, so a multi-process run would
+    need the main process's decision broadcast, a device round trip at every iteration.
+    Multi-process runs are GPU runs, fast enough for ``checkpoint_every`` alone.
+    """
+    minutes = run.config.checkpoint_minutes
+    if not minutes or run.processes > 1:
+        return None
+    return 60.0 * float(minutes)
 
 
 def scale_learning_rate(run: SeedRun, iteration: int) -> None:

@@ -1,20 +1,22 @@
 """The resume state of one seed: what a killed run needs to continue as if never stopped.
 
 Written atomically (``wtal_common.io``) to ``OUT/seed{n}/resume.pt`` at every checkpoint
-boundary (``checkpoint_every``) and once more when the run finishes.  It holds every module
-and optimizer state of the training objective, the gradient scaler (fp16), the random
-states of torch (CPU and the CUDA device), numpy, Python and the batch sampler's generator,
-the iteration, the metrics rows and not-yet-averaged log values, and the training time so
-far.  With these, a single-process run resumed from iteration N draws the same batches,
-dropout masks and text samples as the uninterrupted run, so its final weights are bitwise
-equal on the CPU (tests/test_resume.py).  On a GPU, training itself is not bitwise
-reproducible (atomic adds in some backward kernels), so neither is a resumed run.
+boundary (every ``checkpoint_every`` iterations and, in a single-process run, after
+``checkpoint_minutes`` of wall time without a state: ``engine.wall_time_checkpoints``) and
+once more when the run finishes.  It holds every module and optimizer state of the training
+objective, the gradient scaler (fp16), the random states of torch (CPU and the CUDA device),
+numpy, Python and the batch sampler's generator, the iteration, the metrics rows and
+not-yet-averaged log values, and the training time so far.  With these, a single-process run
+resumed from iteration N draws the same batches, dropout masks and text samples as the
+uninterrupted run, so its final weights are bitwise equal on the CPU (tests/test_resume.py).
+On a GPU, training itself is not bitwise reproducible (atomic adds in some backward
+kernels), so neither is a resumed run.
 
-The state belongs to one exact experiment: its ``identity`` (config, seed, data set, class
-list, feature width, training videos, process count) must match the run that wants to
-resume it, otherwise the run starts over (and says why).  Loaded with
-``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, no
-pickled code.
+The state belongs to one exact experiment: its ``identity`` (config but
+``checkpoint_minutes``, seed, data set, class list, feature width, training videos, process
+count) must match the run that wants to resume it, otherwise the run starts over (and says
+why).  Loaded with ``torch.load(weights_only=True)``: tensors, numbers, strings and
+containers only, no pickled code.
 """
 
 from __future__ import annotations
