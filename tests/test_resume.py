@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 from wtal_common.logs import close_file_handlers
 from wtal_data.canonical import DatasetError
+from wtal_training import training
 from wtal_training.cli import main
 from wtal_training.config import build_config
 from wtal_training.data import load_data
@@ -133,9 +135,84 @@ def test_state_of_another_experiment_is_not_resumed(toy, tmp_path, monkeypatch, 
     with caplog.at_level("INFO", logger="wtal_training"):
         train_seed(data, changed, 0, tmp_path / "run", progress=False)
     assert "belongs to another experiment (config.optimiser.lr differ): starting over" in caplog.text
-    assert "starting at iteration 1 of 20" in caplog.text
+    assert "seed 0: starting at iteration 1 of 20" in caplog.text
+    assert "no resume state" not in caplog.text  # there was one, of another experiment
     train_seed(data, changed, 0, tmp_path / "straight", progress=False)
     assert_same_final_state(tmp_path / "run", tmp_path / "straight")
+
+
+def test_a_run_with_nothing_to_resume_says_so(toy, tmp_path, monkeypatch, caplog):
+    data = load_data(toy, "cpu")
+    run = tmp_path / "run"
+    kill_at(monkeypatch, PlainObjective, 1)  # the start is logged before the first step
+    with caplog.at_level("INFO", logger="wtal_training"), pytest.raises(Killed):
+        train_seed(data, plain_config(), 0, run, progress=False)
+    assert f"seed 0: no resume state in {run}: starting at iteration 1 of 20" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="wtal_training"), pytest.raises(Killed):  # --restart, nothing to remove
+        train_seed(data, plain_config(), 0, run, progress=False, resume=False)
+    assert "seed 0: starting at iteration 1 of 20" in caplog.text and "no resume state" not in caplog.text
+    zero = build_config("delu", "thumos14", sets=FAST, iterations=0)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="wtal_training"):
+        train_seed(data, zero, 0, tmp_path / "zero", progress=False)
+    assert f"seed 0: no resume state in {tmp_path / 'zero'}: 0 iterations: the initial weights" in caplog.text
+
+
+WALL_KILL_AT = 9
+
+
+def test_wall_time_checkpoint_between_boundaries_resumes_bitwise(toy, tmp_path, monkeypatch, caplog):
+    """``checkpoint_minutes``: with no ``checkpoint_every`` boundary in the run, a state is
+    still written once that much wall time has passed; a run killed after it resumes from it
+    and ends as the uninterrupted run, which wrote no such state (its clock is real)."""
+    data = load_data(toy, "cpu")
+    config = build_config(
+        "delu", "thumos14", sets=[*FAST, "checkpoint_every=100", "checkpoint_minutes=5"], iterations=ITERATIONS
+    )
+    train_seed(data, config, 0, tmp_path / "straight", progress=False)
+
+    now = [0.0]  # fake wall clock: every iteration takes a minute
+    original = PlainObjective.step
+
+    def step(self, batch, iteration):
+        now[0] = 60.0 * iteration
+        return original(self, batch, iteration)
+
+    written = []
+    real_save = training.save_resume_state
+
+    def save(path, state):
+        written.append(state["iteration"])
+        real_save(path, state)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PlainObjective, "step", step)
+        patch.setattr(training, "wall_clock", lambda: now[0])
+        patch.setattr(training, "save_resume_state", save)
+        kill_at(patch, PlainObjective, WALL_KILL_AT)
+        with pytest.raises(Killed):
+            train_seed(data, config, 0, tmp_path / "killed", progress=False)
+    # iteration 6 is the first to begin 5 minutes after the start (its clock reads 5 min)
+    assert written == [6]
+    saved = torch.load(tmp_path / "killed" / RESUME_FILE, weights_only=True)
+    assert saved["iteration"] == 6 and len(saved["rows"]) == 1  # the row at 4
+    assert {len(v) for v in saved["pending"].values()} == {2}  # 5 and 6 await the row at 8
+    config = config.updated({"output": {"checkpoint_minutes": None}})  # not in the state's identity: still resumed
+    with caplog.at_level("INFO", logger="wtal_training"):
+        result = train_seed(data, config, 0, tmp_path / "killed", progress=False)
+    assert "at iteration 7 of 20" in caplog.text and result["resumed_after_iteration"] == 6
+    assert_same_final_state(tmp_path / "straight", tmp_path / "killed")
+
+
+def test_wall_time_checkpoints_are_single_process_and_can_be_off():
+    def run(minutes, processes=1):
+        return SimpleNamespace(config=SimpleNamespace(output=SimpleNamespace(checkpoint_minutes=minutes)), processes=processes)
+
+    assert training.wall_time_checkpoints(run(5)) == 300.0
+    assert training.wall_time_checkpoints(run(0.5)) == 30.0
+    assert training.wall_time_checkpoints(run(None)) is None and training.wall_time_checkpoints(run(0)) is None
+    assert training.wall_time_checkpoints(run(5, processes=2)) is None  # ranks must agree: off
 
 
 def test_kill_before_the_first_log_leaves_no_tensorboard_file(toy, tmp_path, monkeypatch):
@@ -198,7 +275,7 @@ def test_sigkilled_cli_run_resumes_with_a_message_and_clean_tensorboard(toy, tmp
     close_file_handlers()
     assert_same_final_state(tmp_path / "run" / "seed0", tmp_path / "straight" / "seed0")
     log = (tmp_path / "run" / "train.log").read_text()
-    assert log.count("seed 0: starting at iteration 1 of 20") == 1
+    assert log.count(f"seed 0: no resume state in {tmp_path / 'run' / 'seed0'}: starting at iteration 1 of 20") == 1
     assert log.count("resuming from") == 1 and "at iteration 11 of 20" in log
     events = sorted((tmp_path / "run" / "seed0" / "tensorboard").glob("events.out.tfevents.*"))
     steps = [scalar_steps(e) for e in events]

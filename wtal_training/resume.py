@@ -2,24 +2,27 @@
 how a run starts: from its matching state (:func:`restore_or_start`) or afresh.
 
 Written atomically (``wtal_common.io``) to ``OUT/seed{n}/resume.pt`` at every checkpoint
-boundary (``checkpoint_every``) and once more when the run finishes.  It holds every module
-and optimizer state of the training objective, the gradient scaler (fp16), the random
-states of torch (CPU and the CUDA device), numpy, Python and the batch sampler's generator,
-the iteration, the metrics rows and not-yet-averaged log values, and the training time so
-far.  With these, a single-process run resumed from iteration N draws the same batches,
-dropout masks and text samples as the uninterrupted run, so its final weights are bitwise
-equal on the CPU (tests/test_resume.py).  On a GPU, training itself is not bitwise
-reproducible (atomic adds in some backward kernels), so neither is a resumed run.
+boundary (every ``checkpoint_every`` iterations and, in a single-process run, after
+``checkpoint_minutes`` of wall time without a state: ``training.wall_time_checkpoints``) and
+once more when the run finishes.  It holds every module and optimizer state of the training
+objective, the gradient scaler (fp16), the random states of torch (CPU and the CUDA device),
+numpy, Python and the batch sampler's generator, the iteration, the metrics rows and
+not-yet-averaged log values, and the training time so far.  With these, a single-process run
+resumed from iteration N draws the same batches, dropout masks and text samples as the
+uninterrupted run, so its final weights are bitwise equal on the CPU (tests/test_resume.py).
+On a GPU, training itself is not bitwise reproducible (atomic adds in some backward
+kernels), so neither is a resumed run.
 
-The state belongs to one exact experiment: its ``identity`` (config, seed, data set, class
-list, feature width, training videos, process count) must match the run that wants to
-resume it, otherwise the run starts over (and says why).  Loaded with
-``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, no
-pickled code.
+The state belongs to one exact experiment: its ``identity`` (config but
+``checkpoint_minutes``, seed, data set, class list, feature width, training videos, process
+count) must match the run that wants to resume it, otherwise the run starts over (and says
+why).  Loaded with ``torch.load(weights_only=True)``: tensors, numbers, strings and
+containers only, no pickled code.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import random
@@ -159,10 +162,17 @@ def _differing(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[s
 
 # -- one seed's run: start afresh or continue ---------------------------------------------------
 def run_identity(run: SeedRun) -> dict[str, Any]:
-    """What a resume state must match: same config, seed, data set and process count."""
+    """What a resume state must match: same config, seed, data set and process count.
+
+    ``output.checkpoint_minutes`` is left out: it decides only when states are written, not
+    what training computes, so a rerun may change it and still resume (and states written
+    before the field existed still match).
+    """
     train_ids = "\n".join(run.data.train.video_ids).encode()
+    config = copy.deepcopy(run.config.to_dict())
+    config.get("output", {}).pop("checkpoint_minutes", None)
     return {
-        "config": run.config.to_dict(),
+        "config": config,
         "seed": run.seed,
         "dataset": run.data.gt["dataset"],
         "classes": list(run.data.gt["classes"]),
@@ -175,18 +185,21 @@ def run_identity(run: SeedRun) -> dict[str, Any]:
 def restore_or_start(run: SeedRun, resume: bool) -> None:
     """Continue from the seed's resume state when asked for and it matches; log which."""
     config, path = run.config, run.resume_path
+    found = path.exists()  # looked at before the barrier: the main process may remove it after
     state = load_resume_state(path, run_identity(run)) if resume else None
     if run.accelerator is not None:
         run.accelerator.wait_for_everyone()  # every process has read the state before it may go
     if state is None:
-        if path.exists() and run.is_main:
+        if found and run.is_main:
             if not resume:
                 log.info("seed %d: --restart: removing %s", run.seed, path)
             path.unlink()
+        # resuming, but nothing to resume: say so, a rerun must not start over silently
+        missing = f"no resume state in {run.output_dir}: " if resume and not found else ""
         if config.optimiser.iterations:
-            log.info("seed %d: starting at iteration 1 of %d", run.seed, config.optimiser.iterations)
+            log.info("seed %d: %sstarting at iteration 1 of %d", run.seed, missing, config.optimiser.iterations)
         else:
-            log.info("seed %d: 0 iterations: the initial weights are the checkpoint", run.seed)
+            log.info("seed %d: %s0 iterations: the initial weights are the checkpoint", run.seed, missing)
     else:
         apply_resume_state(run, state)
         if run.done >= config.optimiser.iterations:

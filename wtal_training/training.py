@@ -86,14 +86,26 @@ def setup_seed_run(
 
 
 def run_training_loop(run: SeedRun, progress: bool) -> float:
-    """Iterations ``done + 1 .. iterations``; returns the training seconds, earlier attempts included."""
+    """Iterations ``done + 1 .. iterations``; returns the training seconds, earlier attempts included.
+
+    Checkpoint iterations: every ``checkpoint_every``-th, and (see
+    :func:`wall_time_checkpoints`) the first one after ``checkpoint_minutes`` of wall time
+    without a resume state.
+    """
     config = run.config
-    reporter = make_progress(f"seed {run.seed}", run.done, config.optimiser.iterations, progress, run.is_main)
+    iterations = config.optimiser.iterations
+    reporter = make_progress(f"seed {run.seed}", run.done, iterations, progress, run.is_main)
     start = time.perf_counter()
     first_bad = torch.zeros((), dtype=torch.long, device=run.device)  # first non-finite iteration, 0: none
+    every_seconds = wall_time_checkpoints(run)
+    last_state = wall_clock()  # when the last resume state was written (or this attempt began)
     try:
-        for iteration in range(run.done + 1, config.optimiser.iterations + 1):
-            at_checkpoint = iteration % config.output.checkpoint_every == 0
+        for iteration in range(run.done + 1, iterations + 1):
+            at_checkpoint = iteration % config.output.checkpoint_every == 0 or (
+                every_seconds is not None
+                and iteration < iterations  # the final state is finish_seed's
+                and wall_clock() - last_state >= every_seconds
+            )
             at_log = iteration % config.output.log_every == 0 or iteration == config.optimiser.iterations
             try:
                 scale_learning_rate(run, iteration)
@@ -115,10 +127,37 @@ def run_training_loop(run: SeedRun, progress: bool) -> float:
                 log_metrics_row(run, iteration, seconds, reporter)
             if at_checkpoint:
                 checkpoint_boundary(run, iteration, seconds)
+                last_state = wall_clock()
             reporter.advance()
     finally:
         reporter.close()
     return run.seconds_before + time.perf_counter() - start
+
+
+def wall_clock() -> float:
+    """Seconds on a monotonic clock, for the wall-time checkpoints (a function of its own,
+    so that tests can move time)."""
+    return time.monotonic()
+
+
+def wall_time_checkpoints(run: SeedRun) -> float | None:
+    """Seconds of wall time after which a resume state is written even between
+    ``checkpoint_every`` boundaries (``output.checkpoint_minutes``), or ``None``: off.
+
+    This gives short, slow runs (a 400-iteration CPU run with ``checkpoint_every: 500``)
+    resume points.  Such an iteration is a checkpoint boundary like any other (loss checked
+    for finiteness, weights kept as the last good ones, state written); writing the state
+    only reads the training state, so the run computes the same with or without it.
+
+    Only in a single-process run: every process must agree on which iterations are
+    checkpoints, and wall clocks differ between processes, so a multi-process run would
+    need the main process's decision broadcast, a device round trip at every iteration.
+    Multi-process runs are GPU runs, fast enough for ``checkpoint_every`` alone.
+    """
+    minutes = run.config.output.checkpoint_minutes
+    if not minutes or run.processes > 1:
+        return None
+    return 60.0 * float(minutes)
 
 
 def scale_learning_rate(run: SeedRun, iteration: int) -> None:
