@@ -207,7 +207,9 @@ def test_wall_time_checkpoint_between_boundaries_resumes_bitwise(toy, tmp_path, 
 
 def test_wall_time_checkpoints_are_single_process_and_can_be_off():
     def run(minutes, processes=1):
-        return SimpleNamespace(config=SimpleNamespace(output=SimpleNamespace(checkpoint_minutes=minutes)), processes=processes)
+        return SimpleNamespace(
+            config=SimpleNamespace(output=SimpleNamespace(checkpoint_minutes=minutes)), processes=processes
+        )
 
     assert training.wall_time_checkpoints(run(5)) == 300.0
     assert training.wall_time_checkpoints(run(0.5)) == 30.0
