@@ -132,6 +132,7 @@ def test_state_of_another_experiment_is_not_resumed(toy, tmp_path, monkeypatch, 
         with pytest.raises(Killed):
             train_seed(data, plain_config(), 0, tmp_path / "run", progress=False)
     changed = build_config("delu", "thumos14", sets=FAST + ["lr=2e-3"], iterations=ITERATIONS)
+    caplog.clear()  # the killed first attempt had nothing to resume, and said so
     with caplog.at_level("INFO", logger="wtal_training"):
         train_seed(data, changed, 0, tmp_path / "run", progress=False)
     assert "belongs to another experiment (config.optimiser.lr differ): starting over" in caplog.text

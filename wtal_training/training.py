@@ -93,17 +93,16 @@ def run_training_loop(run: SeedRun, progress: bool) -> float:
     without a resume state.
     """
     config = run.config
-    iterations = config.optimiser.iterations
-    reporter = make_progress(f"seed {run.seed}", run.done, iterations, progress, run.is_main)
+    reporter = make_progress(f"seed {run.seed}", run.done, config.optimiser.iterations, progress, run.is_main)
     start = time.perf_counter()
     first_bad = torch.zeros((), dtype=torch.long, device=run.device)  # first non-finite iteration, 0: none
     every_seconds = wall_time_checkpoints(run)
     last_state = wall_clock()  # when the last resume state was written (or this attempt began)
     try:
-        for iteration in range(run.done + 1, iterations + 1):
+        for iteration in range(run.done + 1, config.optimiser.iterations + 1):
             at_checkpoint = iteration % config.output.checkpoint_every == 0 or (
                 every_seconds is not None
-                and iteration < iterations  # the final state is finish_seed's
+                and iteration < config.optimiser.iterations  # the final state is finish_seed's
                 and wall_clock() - last_state >= every_seconds
             )
             at_log = iteration % config.output.log_every == 0 or iteration == config.optimiser.iterations
