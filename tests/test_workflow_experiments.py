@@ -112,14 +112,16 @@ def test_demo_study_measures_the_untrained_reference(tmp_path):
     assert "; vs untrained DELU (reference): " in proc.stdout
     assert "95% interval n/a (2 seeds: an interval needs >= 3)" in proc.stdout
     summary = json.loads((root / DEMO_STUDY).read_text())
-    assert [arm["experiment"] for arm in summary["arms"]] == ["untrained", "delu-baseline", "default"]
+    experiments = ["untrained", "delu-baseline", "default", "default-base", "default-merge"]
+    assert [arm["experiment"] for arm in summary["arms"]] == experiments
     assert summary["arms"][1]["paired_difference"]["avg 0.1:0.7"]["ci95"] is None
 
 
 def test_activitynet_chain_is_planned_with_the_family_settings(wf):
     """activitynet12-vd end to end: structure from the real annotations, the seeded subset,
     descriptions and text priors, DELU + KSM + CSR (3 seeds, shared by the map target and the
-    study), the untrained reference and the DELU baseline (3 seeds each), scored at
+    study), the untrained reference and the DELU baseline (3 seeds each), the +KSM+CSR
+    checkpoints re-inferred with the base's proposals and merged (diagnostics), scored at
     0.5:0.05:0.95 on the test role (ActivityNet's validation videos)."""
     out = run(wf, "-n", "-p", ANET_MAP, ANET_STUDY).stdout
     jobs = planned_jobs(out)
@@ -130,7 +132,7 @@ def test_activitynet_chain_is_planned_with_the_family_settings(wf):
         "ablation": 1,
         "publish_map": 1,
     }
-    assert jobs["train"] == 9 and jobs["evaluate"] == 9
+    assert jobs["train"] == 9 and jobs["reinfer"] == 6 and jobs["evaluate"] == 15
     lines = out.splitlines()
     assert any("wtal_data ingest --format wtalc --dataset activitynet12" in line for line in lines)
     assert any("--config config/synthetic_anet.yaml --size subset" in line for line in lines)
@@ -154,6 +156,7 @@ def test_activitynet_study_names_the_papers_method(tmp_path):
     assert f"{ANET_STUDY}: ablation 'activitynet12-vd' on activitynet12-vd (GENERATED data" in proc.stdout
     assert "scored by its localization head): DELU +KSM+CSR; the other arms" in proc.stdout
     summary = json.loads((root / ANET_STUDY).read_text())
-    assert [arm["experiment"] for arm in summary["arms"]] == ["untrained", "delu-baseline", "default"]
+    experiments = ["untrained", "delu-baseline", "default", "default-base", "default-merge"]
+    assert [arm["experiment"] for arm in summary["arms"]] == experiments
     assert all(arm["seeds"] == ["0", "1", "2"] for arm in summary["arms"])
     assert len(summary["arms"][2]["paired_difference"]["avg 0.1:0.7"]["ci95"]) == 2  # fake maps' key
