@@ -112,8 +112,7 @@ def test_demo_study_measures_the_untrained_reference(tmp_path):
     assert "; vs untrained DELU (reference): " in proc.stdout
     assert "95% interval n/a (2 seeds: an interval needs >= 3)" in proc.stdout
     summary = json.loads((root / DEMO_STUDY).read_text())
-    experiments = ["untrained", "delu-baseline", "default", "default-base", "default-merge"]
-    assert [arm["experiment"] for arm in summary["arms"]] == experiments
+    assert [arm["experiment"] for arm in summary["arms"]] == ["untrained", "delu-baseline", "default"]
     assert summary["arms"][1]["paired_difference"]["avg 0.1:0.7"]["ci95"] is None
 
 
